@@ -1,0 +1,148 @@
+"""Rendering of result records: rich tables on stdout, progress on stderr, JSON.
+
+Every table is drawn from the same record that ``--json`` prints (house rule 5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from superpos_cli.errors import BadInput
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def _num(x: float | None, digits: int = 2, pct: bool = False, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if pct:
+        return f"{x * 100:+.{digits - 1}f}%" if signed else f"{x * 100:.{digits - 1}f}%"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def _epochs(x: float | None, max_epochs: int) -> str:
+    return f"> {max_epochs}" if x is None else f"{x:.2f}"
+
+
+def _ci(ci: list | tuple | None, fmt) -> str:
+    if not ci:
+        return ""
+    return f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def emit_json(document: dict[str, Any], to_stdout: bool, out: Path | None) -> None:
+    """Print and/or write the JSON document; a bad --out path is bad input."""
+    text = json.dumps(document, indent=2, default=float)
+    if out is not None:
+        try:
+            Path(out).write_text(text + "\n")
+        except OSError as err:
+            raise BadInput(f"--out {out}: cannot write ({err.strerror})") from None
+    if to_stdout:
+        print(text)
+
+
+@contextmanager
+def trial_progress(total: int, label: str = "trials") -> Iterator[Any]:
+    """A progress bar over trials on stderr; yields an on_event callback for the executor."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=stderr,
+                  transient=True) as bar:
+        task_id = bar.add_task(label, total=total, detail="")
+
+        def on_event(kind: str, trial, payload: dict[str, Any]) -> None:
+            cell = f"{trial.cell or trial.arm.name} seed {trial.seed}"
+            if kind in ("done", "cached"):
+                bar.advance(task_id)
+                bar.update(task_id, detail=f"{cell} {'(stored)' if kind == 'cached' else 'done'}")
+            elif kind == "start":
+                bar.update(task_id, detail=cell)
+            elif kind == "progress" and payload.get("event") == "eval":
+                metric = payload.get("val_accuracy", payload.get("val_loss"))
+                bar.update(task_id, detail=f"{cell} epoch {payload['epoch']:.1f} val {_num(metric, 3)}")
+
+        yield on_event
+
+
+def compare_table(doc: dict[str, Any]) -> Table:
+    """One row per arm, then the paper's reference rows."""
+    max_epochs = doc["max_epochs"]
+    accuracy_task = "epochs_to_target" in doc["arms"][0]
+    target = doc["target"]
+    table = Table(title=f"compare on {doc['task']} over {len(doc['seeds'])} seeds"
+                  + (f" (target {target:.0%})" if accuracy_task else ""))
+    if accuracy_task:
+        columns = ["arm", "final acc [95% CI]", f"epochs to {target:.0%} [95% CI]", "reached", "epoch s",
+                   "overhead", "break-even", "achieved", "time ratio", "p", "verdict"]
+    else:
+        columns = ["arm", "mean train loss [95% CI]", "vs first", "val loss", "val acc", "tokens/s",
+                   "epoch s", "overhead", "p", "verdict"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
+    for arm in doc["arms"]:
+        if accuracy_task:
+            acc, e2t = arm["final_accuracy"], arm["epochs_to_target"]
+            table.add_row(
+                arm["name"],
+                _num(acc["mean"], 2, pct=True) + _ci(acc["ci"], lambda v: _num(v, 2, pct=True)),
+                _epochs(e2t["median"], max_epochs) + _ci(e2t["ci"], lambda v: _epochs(v, max_epochs)),
+                f"{e2t['success_rate']:.0%}",
+                _num(arm["epoch_time_s"]["median"], 3),
+                _num(arm["overhead"], 1, pct=True, signed=True),
+                _num(arm["break_even_speedup"]),
+                _num(arm["achieved_speedup"]),
+                _num(arm["time_to_target_ratio"]),
+                _num(arm["p_value"], 3),
+                arm["verdict"] or "reference",
+            )
+        else:
+            loss = arm["mean_train_loss"]
+            finals = arm.get("final_metrics", {})
+            tokens = arm.get("tokens_per_s")
+            table.add_row(
+                arm["name"],
+                _num(loss["mean"], 4) + _ci(loss["ci"], lambda v: _num(v, 4)),
+                _num(arm["loss_change"], 2, pct=True, signed=True),
+                _num(finals.get("val_loss", {}).get("mean"), 4),
+                _num(finals.get("val_accuracy", {}).get("mean"), 2, pct=True),
+                _num(tokens["median"], 0) if tokens else "-",
+                _num(arm["epoch_time_s"]["median"], 2),
+                _num(arm["overhead"], 1, pct=True, signed=True),
+                _num(arm["p_value"], 3),
+                arm["verdict"] or "reference",
+            )
+    paper = doc.get("paper")
+    if paper:
+        table.add_section()
+        for row in paper["rows"]:
+            if accuracy_task:
+                table.add_row(row["name"], _num(row.get("final_accuracy"), 2, pct=True),
+                              _num(row.get("epochs_to_target")), "", "",
+                              _num(row.get("overhead"), 1, pct=True, signed=True),
+                              _num(row.get("break_even_speedup")), _num(row.get("achieved_speedup")),
+                              _num(row.get("time_to_target_ratio")), "", "paper, reported", style="dim")
+            else:
+                table.add_row(row["name"], _num(row.get("mean_train_loss"), 4),
+                              _num(row.get("loss_change"), 2, pct=True, signed=True), "", "", "", "", "", "",
+                              "paper, reported", style="dim")
+    return table
+
+
+def epoch_table(result: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("epoch", "train loss", "val accuracy", "val loss", "epoch time (s)"):
+        table.add_column(col, justify="right")
+    for epoch in result["epochs"]:
+        m = epoch["metrics"]
+        table.add_row(str(epoch["epoch"]), _num(epoch["train_loss"], 4), _num(m.get("val_accuracy"), 2, pct=True),
+                      _num(m.get("val_loss"), 4), _num(epoch["train_time_s"], 3))
+    return table

@@ -1,0 +1,208 @@
+"""The training loop: the only place where a task meets an optimizer.
+
+It never prints. It returns a :class:`RunResult` and reports progress through an
+optional callback, so the same run serves train, compare, ablate and bench.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from superpos_cli.errors import BadInput
+from superpos_cli.tasks.base import Task
+
+SCHEDULES = ("constant", "warmup-linear")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how to train; ``seed`` fixes initialisation, data order and dropout."""
+
+    max_epochs: int = 15
+    evals_per_epoch: int = 10
+    target: float = 0.90
+    grad_clip: float | None = None
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise BadInput(f"max-epochs must be >= 1, got {self.max_epochs}")
+        if self.evals_per_epoch < 1:
+            raise BadInput(f"evals-per-epoch must be >= 1, got {self.evals_per_epoch}")
+        if not 0.0 < self.target < 1.0:
+            raise BadInput(f"target must be in (0, 1), got {self.target}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise BadInput(f"grad-clip must be > 0, got {self.grad_clip}")
+        if self.schedule not in SCHEDULES:
+            raise BadInput(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if self.warmup_steps < 0:
+            raise BadInput(f"warmup-steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass
+class EvalPoint:
+    """Held-out metrics at fractional epoch ``epoch`` (after ``step`` optimizer steps)."""
+
+    epoch: float
+    step: int
+    train_loss: float  # mean training loss since the previous evaluation
+    metrics: dict[str, float]
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's steps
+    train_time_s: float  # training only, evaluation excluded
+    metrics: dict[str, float]  # held-out metrics at the end of the epoch
+
+
+@dataclass
+class RunResult:
+    evals: list[EvalPoint] = field(default_factory=list)
+    epochs: list[EpochRecord] = field(default_factory=list)
+    target_metric: str | None = None
+    target: float | None = None
+    epochs_to_target: float | None = None  # None: censored (never reached)
+    steps: int = 0
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        return self.epochs[-1].metrics if self.epochs else {}
+
+    @property
+    def epoch_time_s(self) -> float:
+        """Median training time per epoch."""
+        return statistics.median(e.train_time_s for e in self.epochs)
+
+    @property
+    def mean_train_loss(self) -> float:
+        """Mean training loss over every step of the run (Table I's metric for one epoch)."""
+        # Every epoch has the same number of steps, so the mean of epoch means is the step mean.
+        return statistics.fmean(e.train_loss for e in self.epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(final_metrics=self.final_metrics, epoch_time_s=self.epoch_time_s if self.epochs else None,
+                   mean_train_loss=self.mean_train_loss if self.epochs else None)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        return cls(
+            evals=[EvalPoint(**e) for e in data["evals"]],
+            epochs=[EpochRecord(**e) for e in data["epochs"]],
+            target_metric=data["target_metric"],
+            target=data["target"],
+            epochs_to_target=data["epochs_to_target"],
+            steps=data["steps"],
+        )
+
+
+def crossing_epoch(points: list[tuple[float, float]], target: float) -> float | None:
+    """First epoch at which the metric reaches ``target``, linearly interpolated
+    between the evaluation before and the one at the crossing; None if never.
+
+    ``points`` are (epoch, metric) pairs in order; the curve starts at (0, first
+    value measured before training) so a crossing inside the first interval is
+    interpolated too.
+    """
+    if points and points[0][1] >= target:
+        return points[0][0]
+    for (e0, m0), (e1, m1) in zip(points, points[1:]):
+        if m1 >= target:  # m0 < target <= m1, so m1 > m0
+            return e0 + (e1 - e0) * (target - m0) / (m1 - m0)
+    return None
+
+
+def lr_multiplier(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """LambdaLR factor: constant, or linear warmup to 1 then linear decay to 0."""
+    if cfg.schedule == "constant":
+        return lambda step: 1.0
+    warmup = cfg.warmup_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+
+
+def train(
+    task: Task,
+    make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
+    cfg: TrainConfig,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Train ``task``'s model with the optimizer ``make_optimizer`` builds.
+
+    The seed fixes the model's initialisation (global RNG before build), the data
+    order (a dedicated generator) and dropout (global RNG during training), so
+    arms run with the same seed are paired. ``progress(event, info)`` receives
+    ``"eval"`` and ``"epoch"`` events.
+    """
+    torch.manual_seed(cfg.seed)
+    model = task.build_model()
+    optimizer = make_optimizer(model)
+    steps_per_epoch = task.steps_per_epoch()
+    total_steps = steps_per_epoch * cfg.max_epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, total_steps))
+    order = torch.Generator().manual_seed(cfg.seed)
+    # Evaluation points: evals_per_epoch evenly spaced steps, the last at the epoch's end.
+    eval_after = {round(steps_per_epoch * k / cfg.evals_per_epoch) for k in range(1, cfg.evals_per_epoch + 1)}
+
+    result = RunResult(target_metric=task.target_metric, target=cfg.target if task.target_metric else None)
+    model.eval()
+    curve = [(0.0, task.evaluate(model)[task.target_metric])] if task.target_metric else []
+    step = 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        epoch_time = 0.0
+        epoch_loss, window_loss, window_steps = 0.0, 0.0, 0
+        model.train()
+        started = time.perf_counter()
+        for i, batch in enumerate(task.batches(order), start=1):
+            optimizer.zero_grad(set_to_none=True)
+            loss = task.training_loss(model, batch)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            value = float(loss.detach())
+            epoch_loss += value
+            window_loss += value
+            window_steps += 1
+            step += 1
+            if i in eval_after:
+                epoch_time += time.perf_counter() - started
+                model.eval()
+                metrics = task.evaluate(model)
+                model.train()
+                point = EvalPoint(epoch - 1 + i / steps_per_epoch, step, window_loss / window_steps, metrics)
+                result.evals.append(point)
+                window_loss, window_steps = 0.0, 0
+                if task.target_metric:
+                    curve.append((point.epoch, metrics[task.target_metric]))
+                if progress:
+                    progress("eval", {"epoch": point.epoch, "step": step, **metrics})
+                started = time.perf_counter()
+        epoch_time += time.perf_counter() - started
+        record = EpochRecord(epoch, epoch_loss / max(1, i), epoch_time, result.evals[-1].metrics)
+        result.epochs.append(record)
+        if progress:
+            progress("epoch", asdict(record))
+    result.steps = step
+    if task.target_metric:
+        result.epochs_to_target = crossing_epoch(curve, cfg.target)
+    return result

@@ -1,0 +1,92 @@
+"""Plots a person would rather look at than read (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from superpos_cli.errors import BadInput
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    try:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    except OSError as err:
+        raise BadInput(f"--plot {path}: cannot write ({err.strerror})") from None
+
+
+def convergence_plot(arms: list[dict[str, Any]], path: Path, ylabel: str, target: float | None = None,
+                     title: str = "") -> None:
+    """One line per arm (median over seeds) with a band from the seeds' min to max.
+
+    ``arms`` carry ``name`` and ``curves``: per seed a list of (epoch, value).
+    """
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for arm in arms:
+        curves = [c for c in arm["curves"] if c]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        x = np.array([p[0] for p in curves[0][:n]])
+        y = np.array([[p[1] for p in c[:n]] for c in curves], dtype=float)  # (seeds, evals)
+        line, = ax.plot(x, np.median(y, axis=0), label=arm["name"], lw=1.8)
+        ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.18, lw=0)
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.0%}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def sweep_plot(cells: list[dict[str, Any]], axis: str, path: Path, metric: str, ylabel: str) -> None:
+    """``metric`` (median with its CI band) against the swept ``axis``.
+
+    ``cells`` carry ``axes`` (dict), ``metric`` values under ``metric``: {median|mean, ci}.
+    Cells that differ in other axes become separate lines.
+    """
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        others = ", ".join(f"{k}={v}" for k, v in cell["axes"].items() if k != axis)
+        groups.setdefault(others, []).append(cell)
+    for label, members in groups.items():
+        members.sort(key=lambda c: _sort_key(c["axes"][axis]))
+        xs = [str(c["axes"][axis]) for c in members]
+        center = [c[metric].get("median", c[metric].get("mean")) for c in members]
+        low = [c[metric]["ci"][0] for c in members]
+        high = [c[metric]["ci"][1] for c in members]
+        y = np.array([np.nan if v is None else v for v in center], dtype=float)
+        lo = np.array([np.nan if v is None else v for v in low], dtype=float)
+        hi = np.array([np.nan if v is None else v for v in high], dtype=float)
+        line, = ax.plot(xs, y, marker="o", label=label or metric)
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+    ax.set_xlabel(axis)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _sort_key(value: Any) -> tuple:
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))

@@ -1,0 +1,118 @@
+"""Optimizer step cost, as ratios to torch's fused Adam measured side by side.
+
+The parameter set is fixed: ten fp32 tensors, eight of 1024x1024 then two of
+4096x1024 (16.8M coordinates), with fixed seeded gradients. Scope ``tensors``
+(n_qubits 4) therefore perturbs the first four tensors, 4.2M coordinates.
+
+Every variant holds its own copy of the parameters and optimizer state and shares
+the same gradients. After ``warmup`` untimed steps each (state allocation and any
+kernel compile happen there; compile time is reported separately), the variants
+are stepped in interleaved rounds (A B C ... A B C ...), so drift on a shared
+machine hits all of them alike. ``ratio_vs_fused_adam`` is a variant's median over
+the median of ``torch.optim.Adam(fused=True)``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import psutil
+import torch
+
+from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
+
+PROFILE_SHAPES: tuple[tuple[int, ...], ...] = ((1024, 1024),) * 8 + ((4096, 1024),) * 2
+PROFILE_SEED = 0
+REFERENCE = ("adam", "fused")
+
+
+@dataclass
+class _Variant:
+    name: str
+    scope: Optional[str]
+    path: str
+    make: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+def _variants() -> list[_Variant]:
+    variants = [
+        _Variant("adam", None, "foreach", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
+        _Variant("adam", None, "fused", lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True)),
+    ]
+    for path in ("fused", "foreach"):
+        flag = {path: True}
+
+        def none(ps, flag=flag):
+            return SuperpositionalAdam(ps, lr=1e-3, perturb="none", **flag)
+
+        variants.append(_Variant("superpos-none", None, path, none))
+        for scope in SCOPES:
+
+            def sgd(ps, scope=scope, flag=flag):
+                return SuperpositionalAdam(
+                    ps, lr=1e-3, perturb="sin", perturb_scale=0.5, scope=scope, **flag
+                )
+
+            variants.append(_Variant("sgd", scope, path, sgd))
+    return variants
+
+
+def profile_optimizer(
+    repeats: int = 7, *, warmup: int = 2, shapes: Sequence[tuple[int, ...]] = PROFILE_SHAPES
+) -> list[dict]:
+    """Time one ``step()`` of each variant; one record per variant.
+
+    Record keys: part ("optimizer"), name, scope, path, median / min / max
+    (seconds per step), samples (all timed steps), ratio_vs_fused_adam (median
+    ratio), compile_s (one-off kernel compile time, None when no kernel is
+    compiled), peak_memory_mb (largest process RSS seen right after this variant's
+    steps: process-wide, so it includes every variant built before it).
+    """
+    generator = torch.Generator().manual_seed(PROFILE_SEED)
+    base = [torch.randn(shape, generator=generator) for shape in shapes]
+    grads = [torch.randn(shape, generator=generator) for shape in shapes]
+    process = psutil.Process()
+
+    variants = _variants()
+    optimizers, compile_s, peak_rss = [], [], []
+    for variant in variants:
+        params = [torch.nn.Parameter(t.clone()) for t in base]
+        for p, g in zip(params, grads):
+            p.grad = g  # shared and read-only for every variant
+        optimizer = variant.make(params)
+        for _ in range(warmup):
+            optimizer.step()
+        optimizers.append(optimizer)
+        compile_s.append(optimizer.compile_seconds() if isinstance(optimizer, SuperpositionalAdam) else None)
+        peak_rss.append(process.memory_info().rss)
+
+    samples: list[list[float]] = [[] for _ in variants]
+    for _ in range(repeats):
+        for i, optimizer in enumerate(optimizers):
+            start = time.perf_counter()
+            optimizer.step()
+            samples[i].append(time.perf_counter() - start)
+            peak_rss[i] = max(peak_rss[i], process.memory_info().rss)
+
+    reference = statistics.median(
+        next(s for v, s in zip(variants, samples) if (v.name, v.path) == REFERENCE)
+    )
+    return [
+        {
+            "part": "optimizer",
+            "name": variant.name,
+            "scope": variant.scope,
+            "path": variant.path,
+            "median": statistics.median(times),
+            "min": min(times),
+            "max": max(times),
+            "samples": times,
+            "ratio_vs_fused_adam": statistics.median(times) / reference,
+            "compile_s": seconds,
+            "peak_memory_mb": rss / 2**20,
+        }
+        for variant, times, seconds, rss in zip(variants, samples, compile_s, peak_rss)
+    ]

@@ -1,0 +1,102 @@
+"""Per-arm summaries of paired trials: the numbers every compare/ablate table shows.
+
+Definitions (architecture.md, "What the numbers mean"):
+
+* overhead = median epoch time of the arm / the reference arm's - 1
+* break-even speedup = 1 + overhead
+* achieved speedup = reference median epochs-to-target / the arm's
+* time-to-target ratio = (arm epochs-to-target x arm epoch time) / (reference's)
+* p-value: Mann-Whitney U on per-seed epochs-to-target (a miss ranks slower than any hit)
+* verdict: from the paired bootstrap CI of the ratio of median epochs-to-target
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from superpos_cli.engine import stats
+from superpos_cli.engine.loop import RunResult
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def arm_summary(runs: list[RunResult], max_epochs: int, seed: int = 0) -> dict[str, Any]:
+    """Everything about one arm that does not need a reference arm."""
+    metric = runs[0].target_metric
+    out: dict[str, Any] = {"n_runs": len(runs)}
+    if metric:
+        finals = [r.final_metrics[metric] for r in runs]
+        low, high = stats.bootstrap_ci(finals, "mean", seed=seed)
+        out["final_accuracy"] = {"mean": statistics.fmean(finals), "ci": [low, high], "per_seed": finals}
+        e2t = [r.epochs_to_target for r in runs]
+        summary = stats.censored_summary(e2t, max_epochs, seed=seed)
+        out["epochs_to_target"] = {
+            "median": summary["median"],
+            "ci": list(summary["ci"]),
+            "success_rate": summary["success_rate"],
+            "per_seed": e2t,
+        }
+    times = [r.epoch_time_s for r in runs]
+    out["epoch_time_s"] = {"median": statistics.median(times), "per_seed": times}
+    losses = [r.mean_train_loss for r in runs]
+    low, high = stats.bootstrap_ci(losses, "mean", seed=seed)
+    out["mean_train_loss"] = {"mean": statistics.fmean(losses), "ci": [low, high], "per_seed": losses}
+    for name in sorted({k for r in runs for k in r.final_metrics} - {metric}):
+        values = [r.final_metrics.get(name) for r in runs]
+        values = [v for v in values if v is not None]
+        if values:
+            out.setdefault("final_metrics", {})[name] = {"mean": statistics.fmean(values), "per_seed": values}
+    tokens = [r.train_tokens / r.train_time_s for r in runs if getattr(r, "train_tokens", 0) and r.train_time_s]
+    if tokens:
+        out["tokens_per_s"] = {"median": statistics.median(tokens), "per_seed": tokens}
+    out["curves"] = [[(p.epoch, p.metrics.get(metric) if metric else p.train_loss) for p in r.evals] for r in runs]
+    return out
+
+
+RELATIVE_FIELDS = ("overhead", "break_even_speedup", "achieved_speedup", "time_to_target_ratio", "p_value",
+                   "verdict", "epochs_ratio_ci", "loss_change")
+
+
+def relative_summary(arm: dict[str, Any], ref: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """The fields of ``arm`` relative to the reference arm (paired by seed)."""
+    overhead = arm["epoch_time_s"]["median"] / ref["epoch_time_s"]["median"] - 1.0
+    out: dict[str, Any] = {"overhead": overhead, "break_even_speedup": 1.0 + overhead}
+    ref_loss = ref["mean_train_loss"]["mean"]
+    out["loss_change"] = _ratio(arm["mean_train_loss"]["mean"] - ref_loss, ref_loss)
+    if "epochs_to_target" not in arm:
+        out.update(achieved_speedup=None, time_to_target_ratio=None, p_value=None, verdict=None,
+                   epochs_ratio_ci=None)
+        losses, ref_losses = arm["mean_train_loss"]["per_seed"], ref["mean_train_loss"]["per_seed"]
+        out["p_value"] = stats.mann_whitney(losses, ref_losses)
+        ratio = stats.paired_ratio_ci(losses, ref_losses, seed=seed)
+        out["verdict"] = stats.verdict(*ratio["ci"], below="lower loss", above="higher loss")
+        return out
+    e2t, ref_e2t = arm["epochs_to_target"], ref["epochs_to_target"]
+    out["achieved_speedup"] = _ratio(ref_e2t["median"], e2t["median"])
+    arm_time = None if e2t["median"] is None else e2t["median"] * arm["epoch_time_s"]["median"]
+    ref_time = None if ref_e2t["median"] is None else ref_e2t["median"] * ref["epoch_time_s"]["median"]
+    out["time_to_target_ratio"] = _ratio(arm_time, ref_time)
+    out["p_value"] = stats.mann_whitney(e2t["per_seed"], ref_e2t["per_seed"])
+    ratio = stats.paired_ratio_ci(e2t["per_seed"], ref_e2t["per_seed"], seed=seed)
+    out["epochs_ratio_ci"] = list(ratio["ci"])
+    out["verdict"] = stats.verdict(*ratio["ci"])
+    return out
+
+
+def summarize_arms(names: list[str], configs: list[dict[str, Any]], runs: list[list[RunResult]],
+                   max_epochs: int, seed: int = 0) -> list[dict[str, Any]]:
+    """One summary per arm; the first arm is the reference and has null relative fields."""
+    arms = []
+    for name, config, arm_runs in zip(names, configs, runs):
+        summary = {"name": name, "config": config, **arm_summary(arm_runs, max_epochs, seed)}
+        if arms:
+            summary.update(relative_summary(summary, arms[0], seed))
+        else:
+            summary.update({field: None for field in RELATIVE_FIELDS})
+        arms.append(summary)
+    return arms

@@ -1,0 +1,121 @@
+"""Multi-head attention with the quantum logit term of paper-spec §3.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + Phi) V
+    Phi[b, h, i, j] = readout(C(s[b, h, i, j]))      one circuit per score
+
+s is the raw score (Q K^T)[b, h, i, j] (``phi_input="raw"``, default) or the scaled
+one (``"scaled"``). ``circuit=None`` switches Phi off: the classical control arm runs
+the same projections and the same code path, and equals standard multi-head
+attention (torch.nn.MultiheadAttention with the same weights).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from superpos_cli.errors import BadInput
+from superpos_cli.quantum import CircuitSpec, get_backend, prepare
+
+PHI_INPUTS = ("raw", "scaled")
+
+
+class QuantumAttention(nn.Module):
+    """Self-attention over (B, T, D) with an optional learned circuit term Phi.
+
+    theta, phi (the circuit angles) are (depth, n_qubits), shared by all heads, or
+    (n_heads, depth, n_qubits) with ``per_head``; initialised uniform(-pi, pi) from
+    the global torch RNG, so ``torch.manual_seed`` fixes them. Phi is evaluated in
+    chunks of at most ``chunk_elements`` scores so that the backend's temporaries
+    stay bounded.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        *,
+        circuit: CircuitSpec | None = None,
+        backend: str = "fourier",
+        phi_input: str = "raw",
+        per_head: bool = False,
+        causal: bool = False,
+        chunk_elements: int = 2**22,
+    ):
+        super().__init__()
+        if n_heads < 1 or d_model < 1 or d_model % n_heads:
+            raise BadInput(f"d_model {d_model} must be a positive multiple of n_heads {n_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise BadInput(f"dropout must be in [0, 1), got {dropout}")
+        if phi_input not in PHI_INPUTS:
+            raise BadInput(f"phi_input {phi_input!r} is not one of {', '.join(PHI_INPUTS)}")
+        if chunk_elements < 1:
+            raise BadInput(f"chunk_elements must be >= 1, got {chunk_elements}")
+        if not get_backend(backend).differentiable and circuit is not None:
+            raise BadInput(f"backend {backend!r} has no autograd; a trainable attention needs 'torch' or 'fourier'")
+        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
+        self.circuit, self.backend, self.phi_input = circuit, backend, phi_input
+        self.per_head, self.causal, self.chunk_elements = per_head, causal, chunk_elements
+        self.qkv = nn.Linear(d_model, 3 * d_model)  # rows: W_q, W_k, W_v, as MultiheadAttention
+        self.out = nn.Linear(d_model, d_model)
+        self.attn_drop = nn.Dropout(dropout)
+        if circuit is not None:
+            shape = ((n_heads,) if per_head else ()) + (circuit.depth, circuit.n_qubits)
+            self.theta = nn.Parameter((torch.rand(shape) * 2 - 1) * math.pi)
+            self.phi = nn.Parameter((torch.rand(shape) * 2 - 1) * math.pi)
+        else:
+            self.register_parameter("theta", None)
+            self.register_parameter("phi", None)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D), key_padding_mask (B, T) bool with True = padding -> (B, T, D)."""
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, d_k)
+        scores = q @ k.transpose(-2, -1)  # (B, H, T, T), raw Q K^T
+        scale = 1.0 / math.sqrt(self.d_k)
+        if self.circuit is None:
+            logits = scores * scale  # (B, H, T, T)
+        elif self.phi_input == "raw":
+            logits = torch.add(self._phi(scores), scores, alpha=scale)  # (B, H, T, T)
+        else:
+            logits = scores * scale
+            logits = logits + self._phi(logits)  # (B, H, T, T)
+        mask = self._mask(key_padding_mask, B, T, x.device)
+        if mask is not None:
+            # The most negative finite value instead of -inf: identical weights wherever a
+            # row keeps one key, and no NaN where a row keeps none.
+            logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
+        weights = self.attn_drop(torch.softmax(logits, dim=-1))  # (B, H, T, T)
+        y = (weights @ v).transpose(1, 2).reshape(B, T, D)  # (B, T, D)
+        return self.out(y)
+
+    def _mask(self, key_padding_mask, B: int, T: int, device) -> torch.Tensor | None:
+        """True where attention is forbidden, broadcastable to (B, H, T, T)."""
+        mask = None
+        if key_padding_mask is not None:
+            if key_padding_mask.shape != (B, T):
+                raise BadInput(f"key_padding_mask must have shape {(B, T)}, got {tuple(key_padding_mask.shape)}")
+            mask = key_padding_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+        if self.causal:
+            future = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)  # (T, T)
+            mask = future if mask is None else mask | future  # (B, 1, T, T)
+        return mask
+
+    def _phi(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Phi = readout(C(inputs)) elementwise: (B, H, T, T) -> (B, H, T, T)."""
+        if not self.per_head:
+            return self._chunked(prepare(self.circuit, self.theta, self.phi, self.backend), inputs)
+        heads = [
+            self._chunked(prepare(self.circuit, self.theta[h], self.phi[h], self.backend), inputs[:, h])
+            for h in range(self.n_heads)
+        ]
+        return torch.stack(heads, dim=1)  # (B, H, T, T)
+
+    def _chunked(self, circuit, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.numel() <= self.chunk_elements:
+            return circuit.evaluate(inputs)
+        parts = inputs.reshape(-1).split(self.chunk_elements)
+        return torch.cat([circuit.evaluate(part) for part in parts]).view(inputs.shape)

@@ -1,0 +1,135 @@
+"""A small built-in decoder-only transformer and its byte-level tokenizer.
+
+The stand-in for the paper's Llama-3.2-1B when no Hugging Face checkpoint is
+given: nanoGPT-shaped (token + learned position embeddings, pre-LN blocks,
+tied input/output embeddings), with :class:`QuantumAttention` in causal mode,
+so ``attention.kind`` switches between classical and quantum attention exactly
+as in the text-classification encoder.
+
+Input ids (B, T) -> logits (B, T, vocab). Padding goes on the right: with causal
+attention a real token never sees a later pad, so no padding mask is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from superpos_cli.errors import BadInput
+from superpos_cli.models.attention import QuantumAttention
+from superpos_cli.models.config import AttentionConfig
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as ids 0..255, then three special tokens.
+
+    No training, no vocabulary file: any text round-trips, and the id space is
+    the same for every dataset and seed.
+    """
+
+    pad_id = 256
+    bos_id = 257
+    eos_id = 258
+    vocab_size = 259
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "bytes", "vocab_size": self.vocab_size}
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Size of the built-in GPT. Attention defaults to classical: the paper fine-tunes
+    a stock Llama, whose attention is classical; ``attention.kind="quantum"`` adds Phi."""
+
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    d_ff: int = 256
+    dropout: float = 0.0
+    context: int = 2048  # learned positions; longer inputs must be cropped by the caller
+    attention: AttentionConfig = field(default_factory=lambda: AttentionConfig(kind="classical"))
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_ff", "context"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise BadInput(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise BadInput(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LN block: x + attn(ln(x)), then x + mlp(ln(x)) (GPT-2 / nanoGPT)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = QuantumAttention(
+            cfg.d_model, cfg.n_heads, cfg.dropout, causal=True, **cfg.attention.attention_kwargs()
+        )
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_ff),
+            nn.GELU(),
+            nn.Linear(cfg.d_ff, cfg.d_model),
+            nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))  # (B, T, D)
+        return x + self.mlp(self.ln2(x))  # (B, T, D)
+
+
+class GPT(nn.Module):
+    """Decoder-only language model over ``vocab_size`` ids."""
+
+    def __init__(self, cfg: GPTConfig, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.context, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # weight tying, as GPT-2
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) with T <= context -> logits (B, T, vocab)."""
+        T = ids.shape[1]
+        if T > self.cfg.context:
+            raise BadInput(f"sequence length {T} exceeds the model's context {self.cfg.context}")
+        positions = torch.arange(T, device=ids.device)  # (T,)
+        x = self.drop(self.embed(ids) + self.pos(positions))  # (B, T, D)
+        for block in self.blocks:
+            x = block(x)  # (B, T, D)
+        return self.head(self.ln_f(x))  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, ids: torch.Tensor, max_new_tokens: int, eos_id: int) -> list[int]:
+        """Greedy continuation of one prompt ids (1, T): the new ids, stopping after ``eos_id``.
+
+        No KV cache: each step re-reads the (cropped) sequence, cheap at this size.
+        """
+        new: list[int] = []
+        for _ in range(max_new_tokens):
+            logits = self(ids[:, -self.cfg.context :])  # (1, T, V)
+            nxt = int(logits[0, -1].argmax())
+            new.append(nxt)
+            if nxt == eos_id:
+                break
+            ids = torch.cat([ids, ids.new_tensor([[nxt]])], dim=1)  # (1, T + 1)
+        return new

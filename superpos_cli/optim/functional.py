@@ -1,0 +1,559 @@
+r"""Functional kernel of Superpositional Adam: one signature, three implementations.
+
+For every parameter tensor theta with gradient g (a step t, Adam moments m, v)::
+
+    Q      = f(theta_t) * g_t            on the first k coordinates, 0 elsewhere
+    g'     = g_t + wd * theta_t          (coupled L2 only; Q keeps the raw g_t)
+    theta' = theta_t * (1 - lr * wd)     (decoupled, AdamW, only)
+    m_t    = b1 m_{t-1} + (1 - b1) g'     v_t = b2 v_{t-1} + (1 - b2) g'^2
+    m^     = m_t / (1 - b1^t)            v^  = v_t / (1 - b2^t)
+    D      = sqrt(v^) + eps              (or sqrt(v^ + eps) with eps_inside_sqrt)
+    theta_{t+1} = theta' - lr * m^ / D - c * Q,   c = lr * lambda  (or lambda, unscaled)
+
+``k`` (``perturb_counts[i]``) is the number of leading coordinates of the flattened
+tensor that get Q: ``numel`` for a tensor wholly in scope, 0 for one out of scope.
+
+"Raw gradient" is the gradient before the coupled L2 term is added: Q is the
+paper's f(theta) * g_t and weight decay stays a separate, orthogonal option.
+
+Implementations, behind :func:`superpositional_adam`:
+
+* ``_single_tensor_superpositional_adam``: the readable reference, a loop over
+  tensors with the same op order as ``torch.optim.adam._single_tensor_adam``, so
+  with Q = 0 it is bit-identical to ``torch.optim.Adam(foreach=False)``.
+* ``_multi_tensor_superpositional_adam``: the same with ``torch._foreach_*`` ops,
+  mirroring ``torch.optim.adam._multi_tensor_adam``.
+* ``_fused_superpositional_adam``: tensors wholly in scope (and, with
+  ``eps_inside_sqrt``, every tensor) go through a single-pass kernel that
+  ``torch.compile`` generates from the formula above, reading theta, g, m, v once
+  and writing theta, m, v once, with f traced into the same loop; every other
+  tensor goes through torch's own fused Adam (``torch._fused_adam_`` /
+  ``torch._fused_adamw_``). Partly covered tensors (``coords``, ``global``) get
+  Q computed on their few coordinates before the update and subtracted after.
+  Random f (gaussian, uniform) cannot be traced: it is drawn first and passed in.
+  If the kernel cannot be compiled (no C++ compiler, unsupported device), the
+  group runs the foreach implementation instead and :func:`compiled_kernels`
+  records why.
+
+All three consume random numbers in the same order (in-scope regions, in tensor
+order), so they agree to float rounding for random perturbations too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import types
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from superpos_cli.optim.perturbations import Perturbation
+
+__all__ = [
+    "CompiledKernel",
+    "compiled_kernels",
+    "fused_kernel_plan",
+    "kernel_compile_seconds",
+    "superpositional_adam",
+]
+
+
+def superpositional_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    perturb_counts: list[int],
+    *,
+    foreach: bool,
+    fused: bool,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
+    perturbation: Perturbation,
+    perturb_scale: float,
+    perturb_unscaled: bool,
+    generator: Optional[torch.Generator],
+) -> None:
+    """One Superpositional Adam step over a list of tensors, in place (see module doc).
+
+    ``state_steps`` are 0-d float32 tensors on each parameter's device, incremented
+    here. ``fused`` wins over ``foreach``; neither selects the single-tensor path.
+    Call under ``torch.no_grad()``.
+    """
+    if fused:
+        impl = _fused_superpositional_adam
+    elif foreach:
+        impl = _multi_tensor_superpositional_adam
+    else:
+        impl = _single_tensor_superpositional_adam
+    impl(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        state_steps,
+        perturb_counts,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        eps_inside_sqrt=eps_inside_sqrt,
+        decoupled_weight_decay=decoupled_weight_decay,
+        perturbation=perturbation,
+        perturb_scale=perturb_scale,
+        perturb_unscaled=perturb_unscaled,
+        generator=generator,
+    )
+
+
+def perturbs(perturbation: Perturbation, perturb_scale: float) -> bool:
+    """Whether the Q term is present at all (lambda > 0 and f not identically 0)."""
+    return perturb_scale != 0 and not perturbation.is_zero
+
+
+def _q_coefficient(lr: float, perturb_scale: float, perturb_unscaled: bool) -> float:
+    """c in ``theta -= c * Q``: lr * lambda, or lambda when unscaled."""
+    return perturb_scale if perturb_unscaled else lr * perturb_scale
+
+
+def _leading(tensor: Tensor, k: int) -> Tensor:
+    """View of the first ``k`` coordinates of ``tensor`` flattened in row-major order.
+
+    The whole tensor (its own shape) when ``k == numel``; otherwise a 1-D view,
+    which needs a contiguous tensor (every ``nn.Module`` parameter is).
+    """
+    return tensor if k == tensor.numel() else tensor.view(-1)[:k]
+
+
+def _single_tensor_superpositional_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    perturb_counts: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
+    perturbation: Perturbation,
+    perturb_scale: float,
+    perturb_unscaled: bool,
+    generator: Optional[torch.Generator],
+) -> None:
+    active = perturbs(perturbation, perturb_scale)
+    c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
+    for param, grad, exp_avg, exp_avg_sq, step_t, k in zip(
+        params, grads, exp_avgs, exp_avg_sqs, state_steps, perturb_counts
+    ):
+        # Q from theta_t and the raw g_t, before anything below changes them.
+        q = None
+        if active and k > 0:
+            q = perturbation.fn(_leading(param, k), generator).mul_(_leading(grad, k))
+
+        step_t += 1
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                param.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(param, alpha=weight_decay)
+
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+        step = step_t.item()
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        step_size = lr / bias_correction1
+        if eps_inside_sqrt:
+            denom = (exp_avg_sq / bias_correction2).add_(eps).sqrt_()
+        else:
+            denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(eps)
+        param.addcdiv_(exp_avg, denom, value=-step_size)
+
+        if q is not None:
+            _leading(param, k).add_(q, alpha=-c)
+
+
+def _perturbation_terms(
+    params: list[Tensor],
+    grads: list[Tensor],
+    perturb_counts: list[int],
+    perturbation: Perturbation,
+    generator: Optional[torch.Generator],
+) -> tuple[list[Tensor], list[Tensor]]:
+    """(regions, Q) for every tensor with k > 0, in tensor order: region_i is the
+    view of theta it perturbs, Q_i = f(region_i) * g_i from the current values."""
+    selected = [i for i, k in enumerate(perturb_counts) if k > 0]
+    regions = [_leading(params[i], perturb_counts[i]) for i in selected]
+    if not regions:
+        return [], []
+    qs = perturbation.foreach_fn(regions, generator)
+    torch._foreach_mul_(qs, [_leading(grads[i], perturb_counts[i]) for i in selected])
+    return regions, qs
+
+
+def _multi_tensor_superpositional_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    perturb_counts: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
+    perturbation: Perturbation,
+    perturb_scale: float,
+    perturb_unscaled: bool,
+    generator: Optional[torch.Generator],
+) -> None:
+    if not params:
+        return
+    regions: list[Tensor] = []
+    qs: list[Tensor] = []
+    if perturbs(perturbation, perturb_scale):
+        regions, qs = _perturbation_terms(params, grads, perturb_counts, perturbation, generator)
+
+    torch._foreach_add_(state_steps, 1)
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            grads = list(torch._foreach_add(grads, params, alpha=weight_decay))
+
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+
+    steps = [step.item() for step in state_steps]
+    bias_correction1 = [1 - beta1**step for step in steps]
+    bias_correction2 = [1 - beta2**step for step in steps]
+    step_size = [(lr / bc) * -1 for bc in bias_correction1]
+    if eps_inside_sqrt:
+        denom = torch._foreach_div(exp_avg_sqs, bias_correction2)
+        torch._foreach_add_(denom, eps)
+        torch._foreach_sqrt_(denom)
+    else:
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [bc**0.5 for bc in bias_correction2])
+        torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+
+    if qs:
+        torch._foreach_add_(regions, qs, alpha=-_q_coefficient(lr, perturb_scale, perturb_unscaled))
+
+
+# --------------------------------------------------------------------------- fused
+
+
+@dataclass
+class CompiledKernel:
+    """One compiled single-pass kernel: which f, dtype and device it serves.
+
+    ``fn`` is None when compilation failed; ``error`` then says why. ``compile_s`` is
+    the wall time of the first (compiling) call, measured on a small warm-up tensor:
+    shapes are dynamic, so no real tensor triggers another compile.
+    """
+
+    kind: str
+    dtype: torch.dtype
+    device_type: str
+    fn: Optional[Callable[..., None]]
+    compile_s: float
+    error: Optional[str]
+
+
+_KERNELS: dict[tuple[str, torch.dtype, str], CompiledKernel] = {}
+
+# Kinds of compiled kernel: a traced deterministic f (by perturbation name),
+# "given" f-values drawn outside (random f), or "adam" (no Q term).
+_GIVEN = "given"
+_ADAM = "adam"
+
+
+def compiled_kernels() -> list[dict]:
+    """Every kernel compiled (or attempted) in this process, for reports."""
+    return [
+        {
+            "kind": k.kind,
+            "dtype": str(k.dtype).removeprefix("torch."),
+            "device": k.device_type,
+            "compile_s": k.compile_s,
+            "error": k.error,
+        }
+        for k in _KERNELS.values()
+    ]
+
+
+def _kernel_source(f: Optional[Callable[[Tensor], Tensor]], given: bool) -> Callable[..., None]:
+    """The per-tensor update as one traceable function (math in the module doc).
+
+    ``hp`` is a float64 tensor of scalars, so new lr / step values never recompile:
+    [decay, l2, 1-b1, b2, 1-b2, 1/(1-b2^t), eps_in, eps_out, lr/(1-b1^t), c], with
+    decay = 1 - lr*wd (decoupled) else 1, l2 = wd (coupled) else 0, and eps split
+    into eps_in (under the sqrt) or eps_out (outside), the other one 0.
+    """
+
+    def kernel(param, grad, exp_avg, exp_avg_sq, f_values, hp):
+        g = grad + hp[1] * param
+        m = exp_avg + hp[2] * (g - exp_avg)
+        v = exp_avg_sq * hp[3] + hp[4] * g * g
+        denom = torch.sqrt(v * hp[5] + hp[6]) + hp[7]
+        new = param * hp[0] - hp[8] * m / denom
+        if given:
+            new = new - hp[9] * (f_values * grad)
+        elif f is not None:
+            new = new - hp[9] * (f(param) * grad)
+        param.copy_(new)
+        exp_avg.copy_(m)
+        exp_avg_sq.copy_(v)
+
+    return kernel
+
+
+def _compile(kernel: Callable[..., None]) -> Callable[..., None]:
+    """torch.compile with dynamic shapes, so one compile serves every tensor size."""
+    return torch.compile(kernel, dynamic=True, fullgraph=True)
+
+
+def _own_code(kernel: Callable[..., None], name: str) -> Callable[..., None]:
+    """A copy of ``kernel`` with its own code object: dynamo caches (and caps
+    recompiles, 8 by default) per code object, so each kind gets its own budget."""
+    code = kernel.__code__.replace(co_name=name)
+    return types.FunctionType(code, kernel.__globals__, name, kernel.__defaults__, kernel.__closure__)
+
+
+def fused_kernel_plan(
+    params: list[Tensor],
+    perturb_counts: list[int],
+    *,
+    perturbation: Perturbation,
+    perturb_scale: float,
+    eps_inside_sqrt: bool,
+) -> list[Optional[tuple[str, torch.dtype, str]]]:
+    """Per tensor, the compiled kernel the fused path runs it through, as a key
+    (kind, dtype, device type), or None where torch's fused Adam serves it."""
+    active = perturbs(perturbation, perturb_scale)
+    plan: list[Optional[tuple[str, torch.dtype, str]]] = []
+    for p, k in zip(params, perturb_counts):
+        if active and 0 < k == p.numel():
+            kind = _GIVEN if perturbation.needs_generator else perturbation.name
+        elif eps_inside_sqrt:
+            kind = _ADAM
+        else:
+            plan.append(None)
+            continue
+        plan.append((kind, p.dtype, p.device.type))
+    return plan
+
+
+def kernel_compile_seconds(keys: list[tuple[str, torch.dtype, str]]) -> Optional[float]:
+    """Total compile time of the distinct kernels ``keys`` (None if there are none)."""
+    distinct = {key for key in keys if key in _KERNELS}
+    return sum(_KERNELS[key].compile_s for key in distinct) if distinct else None
+
+
+def _get_kernel(key: tuple[str, torch.dtype, str], perturbation: Perturbation) -> CompiledKernel:
+    """The compiled kernel for ``key``, compiling it (on a warm-up tensor) on first use."""
+    if key not in _KERNELS:
+        kind, dtype, device_type = key
+        f = perturbation.fn if kind == perturbation.name else None
+        fn = _compile(_own_code(_kernel_source(f, given=kind == _GIVEN), f"superpos_adam_{kind}"))
+        warm = [torch.zeros(16, dtype=dtype, device=device_type) for _ in range(4)]
+        f_values = torch.zeros(16, dtype=dtype, device=device_type) if kind == _GIVEN else None
+        hp = torch.zeros(10, dtype=torch.float64, device=device_type)
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                fn(*warm, f_values, hp)
+            error = None
+        except Exception as exc:  # any compiler failure means: use foreach instead
+            fn, error = None, f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+            warnings.warn(
+                f"superpos: compiling the fused {kind} kernel failed ({error}); using the foreach path",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        _KERNELS[key] = CompiledKernel(kind, dtype, device_type, fn, time.perf_counter() - start, error)
+    return _KERNELS[key]
+
+
+def _hyperparameters(
+    step: float,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
+    c: float,
+    device: torch.device,
+) -> Tensor:
+    """The ``hp`` vector of :func:`_kernel_source` for one tensor at step ``step``."""
+    decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
+    l2 = 0.0 if decoupled_weight_decay else weight_decay
+    eps_in, eps_out = (eps, 0.0) if eps_inside_sqrt else (0.0, eps)
+    values = [
+        decay,
+        l2,
+        1 - beta1,
+        beta2,
+        1 - beta2,
+        1 / (1 - beta2**step),
+        eps_in,
+        eps_out,
+        lr / (1 - beta1**step),
+        c,
+    ]
+    return torch.tensor(values, dtype=torch.float64, device=device)
+
+
+def _torch_fused_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+) -> None:
+    """Plain Adam / AdamW through torch's fused kernels, one call per (device, dtype)."""
+    buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, p in enumerate(params):
+        buckets.setdefault((p.device, p.dtype), []).append(i)
+    fused_adam = torch._fused_adamw_ if decoupled_weight_decay else torch._fused_adam_
+    for idx in buckets.values():
+        steps = [state_steps[i] for i in idx]
+        torch._foreach_add_(steps, 1)
+        fused_adam(
+            [params[i] for i in idx],
+            [grads[i] for i in idx],
+            [exp_avgs[i] for i in idx],
+            [exp_avg_sqs[i] for i in idx],
+            [],
+            steps,
+            amsgrad=False,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=weight_decay,
+            eps=eps,
+            maximize=False,
+        )
+
+
+def _fused_superpositional_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    perturb_counts: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
+    perturbation: Perturbation,
+    perturb_scale: float,
+    perturb_unscaled: bool,
+    generator: Optional[torch.Generator],
+) -> None:
+    if not params:
+        return
+    plan = fused_kernel_plan(
+        params, perturb_counts,
+        perturbation=perturbation, perturb_scale=perturb_scale, eps_inside_sqrt=eps_inside_sqrt,
+    )
+    # Compile (or fetch) every kernel first: if one is missing, fall back before any
+    # state or random number is touched.
+    kernels = {i: _get_kernel(key, perturbation) for i, key in enumerate(plan) if key is not None}
+    if any(kernel.fn is None for kernel in kernels.values()):
+        _multi_tensor_superpositional_adam(
+            params, grads, exp_avgs, exp_avg_sqs, state_steps, perturb_counts,
+            lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+            eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
+            perturbation=perturbation, perturb_scale=perturb_scale,
+            perturb_unscaled=perturb_unscaled, generator=generator,
+        )
+        return
+
+    active = perturbs(perturbation, perturb_scale)
+    c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
+    # f-values before the update, in tensor order (the order the other paths draw
+    # random numbers in): every in-scope region for random f, else only the partly
+    # covered ones; a traced f is evaluated inside the kernel.
+    whole = [active and 0 < k == p.numel() for p, k in zip(params, perturb_counts)]
+    f_values: dict[int, Tensor] = {}
+    if active:
+        for i, (p, k) in enumerate(zip(params, perturb_counts)):
+            if k > 0 and (perturbation.needs_generator or not whole[i]):
+                f_values[i] = perturbation.fn(_leading(p, k), generator)
+    partial = [i for i in f_values if not whole[i]]
+    partial_q = [f_values[i].mul_(_leading(grads[i], perturb_counts[i])) for i in partial]
+
+    rest = [i for i in range(len(params)) if i not in kernels]
+    _torch_fused_adam(
+        [params[i] for i in rest],
+        [grads[i] for i in rest],
+        [exp_avgs[i] for i in rest],
+        [exp_avg_sqs[i] for i in rest],
+        [state_steps[i] for i in rest],
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
+
+    with torch.no_grad():
+        for i, kernel in kernels.items():
+            state_steps[i] += 1
+            hp = _hyperparameters(
+                state_steps[i].item(),
+                lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
+                c=c, device=params[i].device,
+            )
+            # detach(): the same storage, with requires_grad off, so parameters
+            # and plain tensors hit the same compiled graph.
+            tensors = [t.detach() for t in (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])]
+            given = f_values.get(i) if whole[i] else None
+            if given is not None:
+                tensors.append(given)
+            if all(t.is_contiguous() for t in tensors):
+                tensors = [t.view(-1) for t in tensors]  # one 1-D graph serves every shape
+            if given is None:
+                tensors.append(None)
+            kernel.fn(*tensors, hp)
+
+    if partial:
+        torch._foreach_add_([_leading(params[i], perturb_counts[i]) for i in partial], partial_q, alpha=-c)

@@ -1,0 +1,360 @@
+r"""SuperpositionalAdam: Adam plus the paper's superpositional term.
+
+The paper (arXiv:2511.01918) calls its method "Superpositional Gradient Descent"
+(SGD); it is an Adam variant, named ``SuperpositionalAdam`` here and ``sgd`` /
+``superpos`` on the CLI. For each step t, with raw gradient g_t::
+
+    theta_{t+1} = theta_t - lr * ( m^ / (sqrt(v^) + eps)  +  lambda * Q )
+    Q_i = f(theta_{t,i}) * g_{t,i}   on the selected coordinates, 0 elsewhere
+
+m^, v^ are Adam's bias-corrected moments and f comes from
+:data:`superpos_cli.optim.perturbations.PERTURBATIONS` (``sin(pi theta)`` is the
+paper's). The exact per-tensor math, weight decay included, is in
+:mod:`superpos_cli.optim.functional`. With ``perturb="none"`` or
+``perturb_scale=0`` this is ``torch.optim.Adam`` (``decoupled_weight_decay=False``)
+or ``torch.optim.AdamW`` (True) to float rounding.
+
+Scope (which coordinates get Q, the paper's "first n_qubits parameters"), counted
+over all parameters in the order given, across param groups in order:
+
+* ``tensors`` (default, our reading): every coordinate of the first ``n_qubits``
+  parameter tensors;
+* ``coords``: the first ``n_qubits`` coordinates of each tensor (flattened);
+* ``global``: the first ``n_qubits`` coordinates of all parameters flattened and
+  concatenated;
+* ``all``: every coordinate.
+
+A parameter without a gradient at a step is skipped but still holds its place in
+the order, so the selected set never shifts from step to step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+from torch import Tensor
+
+from superpos_cli.optim.functional import (
+    fused_kernel_plan,
+    kernel_compile_seconds,
+    superpositional_adam,
+)
+from superpos_cli.optim.perturbations import PERTURBATIONS, get_perturbation
+from superpos_cli.slowdown import slowdown_factor
+
+__all__ = ["SuperpositionalAdam", "SCOPES"]
+
+SCOPES = ("tensors", "coords", "global", "all")
+
+# Below this many coordinates behind compiled kernels, the default path is foreach:
+# a one-off compile (seconds) would cost more than it ever saves on a small model.
+_COMPILE_PAYS_NUMEL = 1 << 20
+
+_GENERATOR_KEY = "perturb_generator_state"
+
+
+def _check_number(name: str, value: Any, *, low: float, high: Optional[float] = None) -> None:
+    """ValueError naming ``name`` unless low <= value (< high when given)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value
+    if ok and high is not None:
+        ok = value < high
+    if not ok or math.isnan(value):
+        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"Invalid {name}: {value!r} (must be a number {bound})")
+
+
+def _check_flag(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if not (isinstance(value, bool) or (allow_none and value is None)):
+        allowed = "True, False or None" if allow_none else "True or False"
+        raise ValueError(f"Invalid {name}: {value!r} (must be {allowed})")
+
+
+def _validate_group(group: dict) -> None:
+    """ValueError naming the first bad hyperparameter of a param group."""
+    _check_number("lr", group["lr"], low=0.0)
+    _check_number("eps", group["eps"], low=0.0)
+    betas = group["betas"]
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"Invalid betas: {betas!r} (must be a pair (beta1, beta2))")
+    _check_number("beta parameter at index 0", betas[0], low=0.0, high=1.0)
+    _check_number("beta parameter at index 1", betas[1], low=0.0, high=1.0)
+    _check_number("weight_decay", group["weight_decay"], low=0.0)
+    _check_number("perturb_scale", group["perturb_scale"], low=0.0)
+    if not math.isfinite(group["perturb_scale"]):
+        raise ValueError(f"Invalid perturb_scale: {group['perturb_scale']!r} (must be finite)")
+    get_perturbation(group["perturb"])
+    for flag in ("eps_inside_sqrt", "perturb_unscaled", "decoupled_weight_decay"):
+        _check_flag(flag, group[flag])
+    _check_flag("foreach", group["foreach"], allow_none=True)
+    _check_flag("fused", group["fused"], allow_none=True)
+    if group["foreach"] and group["fused"]:
+        raise ValueError("Invalid foreach/fused: foreach=True and fused=True cannot be combined")
+    if group["fused"] and not all(torch.is_floating_point(p) for p in group["params"]):
+        raise ValueError("Invalid fused: fused=True needs floating-point parameters")
+
+
+class SuperpositionalAdam(torch.optim.Optimizer):
+    """Adam with the superpositional term lambda * f(theta) * g (module doc has the math).
+
+    Args:
+        params: parameters or param groups; a group may override any per-group
+            option (lr, betas, eps, weight_decay, perturb, perturb_scale,
+            eps_inside_sqrt, perturb_unscaled, decoupled_weight_decay, foreach, fused).
+        lr, betas, eps, weight_decay: as in ``torch.optim.Adam`` / ``AdamW``.
+        perturb: name of f in ``PERTURBATIONS`` (sin, cos, gaussian, uniform, none).
+        perturb_scale: lambda >= 0 (the paper's "quantum weight"; 0.1 and 0.5).
+        scope: ``tensors`` | ``coords`` | ``global`` | ``all`` (module doc);
+            optimizer-wide, like ``n_qubits``, because it counts across groups.
+        n_qubits: how many tensors / coordinates the scope selects (>= 1).
+        eps_inside_sqrt: use sqrt(v^ + eps) instead of sqrt(v^) + eps.
+        perturb_unscaled: subtract lambda * Q instead of lr * lambda * Q.
+        decoupled_weight_decay: True: theta *= 1 - lr * wd (AdamW); False: coupled
+            L2, g += wd * theta (Adam's weight_decay). Q always uses the gradient
+            before the L2 term (the raw g_t of the paper).
+        seed: seed of the generator behind random f (gaussian, uniform). None takes
+            ``torch.initial_seed()``, so ``torch.manual_seed(s)`` before
+            construction makes runs reproducible. The generator state is part of
+            ``state_dict()``.
+        foreach, fused: implementation (all agree to float rounding).
+            ``fused=True``: single-pass compiled kernels for tensors wholly in scope,
+            torch's fused Adam for the rest (foreach if compiling fails; see
+            ``compile_seconds()``); ``foreach=True``: ``torch._foreach_*`` ops;
+            ``foreach=False``: the single-tensor reference loop. Both None: fused,
+            unless that would compile kernels for fewer than 2**20 coordinates,
+            where the one-off compile outweighs its gain; then foreach.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        perturb: str = "sin",
+        perturb_scale: float = 0.5,
+        scope: str = "tensors",
+        n_qubits: int = 4,
+        eps_inside_sqrt: bool = False,
+        perturb_unscaled: bool = False,
+        decoupled_weight_decay: bool = True,
+        seed: Optional[int] = None,
+        foreach: Optional[bool] = None,
+        fused: Optional[bool] = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            perturb=perturb,
+            perturb_scale=perturb_scale,
+            eps_inside_sqrt=eps_inside_sqrt,
+            perturb_unscaled=perturb_unscaled,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
+            fused=fused,
+        )
+        _validate_group(dict(defaults, params=[]))
+        if scope not in SCOPES:
+            raise ValueError(f"Invalid scope: {scope!r}; allowed: {', '.join(SCOPES)}")
+        if not (isinstance(n_qubits, int) and not isinstance(n_qubits, bool) and n_qubits >= 1):
+            raise ValueError(f"Invalid n_qubits: {n_qubits!r} (must be an integer >= 1)")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"Invalid seed: {seed!r} (must be None or an integer >= 0)")
+        self.scope = scope
+        self.n_qubits = n_qubits
+        self.seed = torch.initial_seed() if seed is None else seed
+        self._generator = torch.Generator()
+        self._generator.manual_seed(self.seed)
+        self._slowdown = slowdown_factor("optimizer")
+        self._scratch: dict[Tensor, list[Tensor]] = {}
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (torch semantics), validating its hyperparameters."""
+        super().add_param_group(param_group)
+        try:
+            _validate_group(self.param_groups[-1])
+        except ValueError:
+            self.param_groups.pop()
+            raise
+
+    # -- state ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's optimizer state plus the perturbation generator's state."""
+        state = super().state_dict()
+        state[_GENERATOR_KEY] = self._generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output, generator included (so the noise
+        sequence continues exactly where it was saved)."""
+        state_dict = dict(state_dict)
+        generator_state = state_dict.pop(_GENERATOR_KEY, None)
+        super().load_state_dict(state_dict)
+        if generator_state is not None:
+            self._generator.set_state(generator_state)
+
+    def perturb_counts(self) -> list[list[int]]:
+        """Per group, per parameter: how many leading (flattened) coordinates get Q."""
+        counts: list[list[int]] = []
+        remaining = self.n_qubits  # for scope "global"
+        index = 0  # for scope "tensors"
+        for group in self.param_groups:
+            group_counts = []
+            for p in group["params"]:
+                numel = p.numel()
+                if self.scope == "tensors":
+                    k = numel if index < self.n_qubits else 0
+                elif self.scope == "coords":
+                    k = min(self.n_qubits, numel)
+                elif self.scope == "global":
+                    k = min(remaining, numel)
+                    remaining -= k
+                else:
+                    k = numel
+                index += 1
+                group_counts.append(k)
+            counts.append(group_counts)
+        return counts
+
+    def _init_group(
+        self, group: dict, counts: list[int]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[int]]:
+        """Lists of the group's tensors that have a gradient, creating state lazily."""
+        params, grads, exp_avgs, exp_avg_sqs, steps, kept = [], [], [], [], [], []
+        for p, k in zip(group["params"], counts):
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("SuperpositionalAdam does not support sparse gradients")
+            if torch.is_complex(p):
+                raise RuntimeError("SuperpositionalAdam does not support complex parameters")
+            state = self.state[p]
+            if not state:
+                # float32 step on the parameter's device: what torch's fused Adam
+                # reads; the other paths read it with .item().
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+            kept.append(k)
+        return params, grads, exp_avgs, exp_avg_sqs, steps, kept
+
+    def _paths(self, group: dict, params: list[Tensor], counts: list[int]) -> tuple[bool, bool]:
+        """(foreach, fused) for this group, resolving the None defaults (class doc)."""
+        foreach, fused = group["foreach"], group["fused"]
+        if fused is None and foreach is None:
+            compiled = self._compiled_numel(group, params, counts)
+            fused = all(torch.is_floating_point(p) for p in params) and (
+                compiled == 0 or compiled >= _COMPILE_PAYS_NUMEL
+            )
+            return not fused, fused
+        if fused:
+            return False, True
+        return foreach is not False, False
+
+    def _compiled_numel(self, group: dict, params: list[Tensor], counts: list[int]) -> int:
+        plan = fused_kernel_plan(
+            params,
+            counts,
+            perturbation=get_perturbation(group["perturb"]),
+            perturb_scale=group["perturb_scale"],
+            eps_inside_sqrt=group["eps_inside_sqrt"],
+        )
+        return sum(p.numel() for p, key in zip(params, plan) if key is not None)
+
+    def compile_seconds(self) -> Optional[float]:
+        """Compile time of the kernels this optimizer's fused path uses (None if it
+        uses none, or has not compiled them yet). Kernels are shared process-wide,
+        so this is the one-off cost, whoever paid it."""
+        keys = []
+        for group, counts in zip(self.param_groups, self.perturb_counts()):
+            params = list(group["params"])
+            if not self._paths(group, params, counts)[1]:
+                continue
+            keys += fused_kernel_plan(
+                params,
+                counts,
+                perturbation=get_perturbation(group["perturb"]),
+                perturb_scale=group["perturb_scale"],
+                eps_inside_sqrt=group["eps_inside_sqrt"],
+            )
+        return kernel_compile_seconds([key for key in keys if key is not None])
+
+    # -- step ----------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
+        """One optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group, counts in zip(self.param_groups, self.perturb_counts()):
+            tensors = self._init_group(group, counts)
+            kwargs = self._kernel_kwargs(group, tensors[0], tensors[5])
+            if self._slowdown > 1:
+                self._extra_work(tensors, kwargs)
+            superpositional_adam(*tensors, generator=self._generator, **kwargs)
+        return loss
+
+    def _kernel_kwargs(self, group: dict, params: list[Tensor], counts: list[int]) -> dict[str, Any]:
+        foreach, fused = self._paths(group, params, counts)
+        beta1, beta2 = group["betas"]
+        return dict(
+            foreach=foreach,
+            fused=fused,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            eps_inside_sqrt=group["eps_inside_sqrt"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            perturbation=PERTURBATIONS[group["perturb"]],
+            perturb_scale=group["perturb_scale"],
+            perturb_unscaled=group["perturb_unscaled"],
+        )
+
+    def _extra_work(self, tensors: tuple[list, ...], kwargs: dict[str, Any]) -> None:
+        """Test hook (``SUPERPOS_TEST_SLOWDOWN=optimizer=k``): repeat this group's
+        update k - 1 more times on scratch copies of (theta, m, v, step), with a
+        scratch generator, leaving every real tensor and the real generator alone.
+        A fractional part runs on a leading share of the tensors by size."""
+        params, grads, _, _, _, counts = tensors
+        for p in params:
+            if p not in self._scratch:
+                state = self.state[p]
+                self._scratch[p] = [t.clone() for t in (p, state["exp_avg"], state["exp_avg_sq"], state["step"])]
+        generator = torch.Generator()
+        extra = self._slowdown - 1
+        while extra > 0:
+            share = min(extra, 1.0)
+            total = sum(p.numel() for p in params)
+            n, covered = 0, 0
+            while n < len(params) and covered < share * total:
+                covered += params[n].numel()
+                n += 1
+            scratch = [self._scratch[p] for p in params[:n]]
+            generator.set_state(self._generator.get_state())
+            superpositional_adam(
+                [s[0] for s in scratch],
+                grads[:n],
+                [s[1] for s in scratch],
+                [s[2] for s in scratch],
+                [s[3] for s in scratch],
+                counts[:n],
+                generator=generator,
+                **kwargs,
+            )
+            extra -= share

@@ -1,0 +1,123 @@
+"""Registry of perturbation functions f for the superpositional term Q = f(theta) * g.
+
+Each entry is a pure function ``f(theta, generator) -> Tensor`` returning a tensor
+of ``theta``'s shape, dtype and device. It reads ``theta`` (the parameter value
+*before* the update) and never writes it: only the optimizer writes parameters.
+Randomness comes from the explicit ``generator`` argument, never the global RNG,
+so an ablation is reproducible from the optimizer's seed alone.
+
+=========  =====================================  ==========================
+name       f(theta)                               randomness
+=========  =====================================  ==========================
+sin        sin(pi * theta)   (the paper's)        none
+cos        cos(pi * theta)                        none
+gaussian   eps ~ N(0, 1), independent of theta    generator
+uniform    eps ~ U(-1, 1), independent of theta   generator
+none       0   (plain Adam / AdamW)               none
+=========  =====================================  ==========================
+
+Random perturbations draw on ``generator.device`` (CPU for the optimizer's
+generator) and move the sample to ``theta.device``, so the numbers depend only on
+the seed, not on where the parameters live.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+PerturbFn = Callable[[Tensor, Optional[torch.Generator]], Tensor]
+ForeachPerturbFn = Callable[[list[Tensor], Optional[torch.Generator]], list[Tensor]]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """A named perturbation f.
+
+    Attributes:
+        name: registry key.
+        fn: ``f(theta, generator) -> Tensor``, elementwise over ``theta``.
+        foreach_fn: the same map over a list of tensors, using ``torch._foreach_*``
+            ops where they exist; element ``i`` of the result equals
+            ``fn(thetas[i], generator)`` (random draws happen in list order).
+        needs_generator: True when ``fn`` consumes random numbers. Such an ``f``
+            cannot be traced into a compiled kernel; fused paths draw it first.
+        is_zero: True when f is identically 0, so the optimizer can skip Q and
+            match Adam bit for bit.
+    """
+
+    name: str
+    fn: PerturbFn
+    foreach_fn: ForeachPerturbFn
+    needs_generator: bool
+    is_zero: bool = False
+
+
+def _sin(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """f(theta) = sin(pi * theta)."""
+    return torch.sin(theta * math.pi)
+
+
+def _cos(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """f(theta) = cos(pi * theta)."""
+    return torch.cos(theta * math.pi)
+
+
+def _gaussian(theta: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    """f(theta) = eps, eps_i ~ N(0, 1) i.i.d., drawn from ``generator``."""
+    sample = torch.randn(
+        theta.shape, generator=generator, dtype=theta.dtype, device=generator.device
+    )
+    return sample.to(theta.device)
+
+
+def _uniform(theta: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    """f(theta) = eps, eps_i ~ U(-1, 1) i.i.d., drawn from ``generator``."""
+    sample = torch.rand(
+        theta.shape, generator=generator, dtype=theta.dtype, device=generator.device
+    )
+    return sample.mul_(2.0).sub_(1.0).to(theta.device)
+
+
+def _none(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """f(theta) = 0."""
+    return torch.zeros_like(theta)
+
+
+def _foreach_sin(thetas: list[Tensor], generator: Optional[torch.Generator] = None) -> list[Tensor]:
+    return list(torch._foreach_sin(torch._foreach_mul(thetas, math.pi)))
+
+
+def _foreach_cos(thetas: list[Tensor], generator: Optional[torch.Generator] = None) -> list[Tensor]:
+    return list(torch._foreach_cos(torch._foreach_mul(thetas, math.pi)))
+
+
+def _elementwise(fn: PerturbFn) -> ForeachPerturbFn:
+    """Lift ``fn`` to a list, calling it in list order (keeps random draws ordered)."""
+
+    def foreach_fn(thetas: list[Tensor], generator: Optional[torch.Generator]) -> list[Tensor]:
+        return [fn(theta, generator) for theta in thetas]
+
+    return foreach_fn
+
+
+PERTURBATIONS: dict[str, Perturbation] = {
+    "sin": Perturbation("sin", _sin, _foreach_sin, needs_generator=False),
+    "cos": Perturbation("cos", _cos, _foreach_cos, needs_generator=False),
+    "gaussian": Perturbation("gaussian", _gaussian, _elementwise(_gaussian), needs_generator=True),
+    "uniform": Perturbation("uniform", _uniform, _elementwise(_uniform), needs_generator=True),
+    "none": Perturbation("none", _none, _elementwise(_none), needs_generator=False, is_zero=True),
+}
+
+
+def get_perturbation(name: str) -> Perturbation:
+    """Look up ``name`` in :data:`PERTURBATIONS`; ValueError lists the allowed names."""
+    try:
+        return PERTURBATIONS[name]
+    except (KeyError, TypeError):
+        allowed = ", ".join(sorted(PERTURBATIONS))
+        raise ValueError(f"Invalid perturb: {name!r}; allowed: {allowed}") from None
