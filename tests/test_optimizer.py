@@ -206,6 +206,23 @@ def test_state_dict_round_trip_mid_run(perturb, path):
     _assert_all_close([p.detach() for p in resumed], [p.detach() for p in straight], atol=0)
 
 
+def test_deepcopy_keeps_configuration_and_generator():
+    params = _params()
+    optimizer = SuperpositionalAdam(params, perturb="uniform", scope="coords", n_qubits=3, seed=5, foreach=True)
+    generator = torch.Generator().manual_seed(0)
+    _set_grads(params, generator)
+    optimizer.step()
+    twin = copy.deepcopy(optimizer)  # copies the parameters too, state keyed by the copies
+    twin_params = twin.param_groups[0]["params"]
+    assert (twin.scope, twin.n_qubits, twin.seed) == ("coords", 3, 5)
+    _set_grads(params, generator)
+    for t, p in zip(twin_params, params):
+        t.grad = p.grad.clone()
+    optimizer.step()
+    twin.step()
+    _assert_all_close([t.detach() for t in twin_params], [p.detach() for p in params], atol=0)
+
+
 # ---------------------------------------------------------- path agreement
 
 MATRIX = list(
@@ -331,14 +348,17 @@ def test_lambda_lr_scheduler(path):
     adam = torch.optim.Adam(torch_model.parameters(), lr=1e-2)
     expected = _train(torch_model, adam, scheduler=torch.optim.lr_scheduler.LambdaLR(adam, schedule))
     model = _mlp()
-    optimizer = SuperpositionalAdam(model.parameters(), lr=1e-2, perturb="none", decoupled_weight_decay=False, **PATHS[path])
+    optimizer = SuperpositionalAdam(
+        model.parameters(), lr=1e-2, perturb="none", decoupled_weight_decay=False, **PATHS[path]
+    )
     got = _train(model, optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
     _assert_all_close(got, expected, atol=1e-6)
 
     # lr 0 freezes the parameters, the lr-scaled Q term included.
     model = _mlp()
     optimizer = SuperpositionalAdam(model.parameters(), lr=1e-2, scope="all", **PATHS[path])
-    before = _train(model, optimizer, steps=3, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: float(e < 3)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: float(epoch < 3))
+    before = _train(model, optimizer, steps=3, scheduler=scheduler)
     _assert_all_close(_train(model, optimizer, steps=3), before, atol=0)
 
 
@@ -426,7 +446,8 @@ def test_profile_rows():
     assert {(r["name"], r["scope"], r["path"]) for r in rows} >= {
         ("adam", None, "fused"), ("sgd", "tensors", "fused"), ("sgd", "all", "foreach")
     }
-    keys = {"part", "name", "scope", "path", "median", "min", "max", "ratio_vs_fused_adam", "compile_s", "peak_memory_mb"}
+    keys = {"part", "name", "scope", "path", "median", "min", "max"}
+    keys |= {"ratio_vs_fused_adam", "compile_s", "peak_memory_mb"}
     for row in rows:
         assert keys <= set(row) and row["part"] == "optimizer"
         assert row["min"] <= row["median"] <= row["max"]

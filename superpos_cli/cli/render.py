@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,9 @@ from rich.table import Table
 
 from superpos_cli.errors import BadInput
 
-stdout = Console()
+# Wide tables stay one line per row when stdout is a file or a pipe (rich would
+# otherwise wrap them at 80 columns); a terminal keeps its own width.
+stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True)
 
 
@@ -145,4 +148,59 @@ def epoch_table(result: dict[str, Any], title: str) -> Table:
         m = epoch["metrics"]
         table.add_row(str(epoch["epoch"]), _num(epoch["train_loss"], 4), _num(m.get("val_accuracy"), 2, pct=True),
                       _num(m.get("val_loss"), 4), _num(epoch["train_time_s"], 3))
+    return table
+
+
+def ablate_table(doc: dict[str, Any]) -> Table:
+    """One row per ablation cell; p-values Holm-adjusted across the cells compared
+    with the control; "best" only where the experiments module found one."""
+    max_epochs = doc["max_epochs"]
+    accuracy_task = "epochs_to_target" in doc["cells"][0]
+    target = doc["target"]
+    compared = len(doc["cells"]) - 1
+    table = Table(title=f"ablate {doc['base']} on {doc['task']} over {len(doc['seeds'])} seeds"
+                  + (f" (target {target:.0%})" if accuracy_task else "")
+                  + f"; control {doc['control']}; p Holm-adjusted over {compared} cell{'s' * (compared != 1)}")
+    if accuracy_task:
+        columns = ["cell", "final acc [95% CI]", f"epochs to {target:.0%} [95% CI]", "reached", "epoch s",
+                   "overhead", "epochs ratio [95% CI]", "p (Holm)", "verdict", ""]
+    else:
+        columns = ["cell", "mean train loss [95% CI]", "vs control", "epoch s", "overhead", "p (Holm)", "verdict", ""]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("cell", "verdict", "") else "right")
+    for cell in doc["cells"]:
+        mark = "best" if cell["best"] else ""
+        verdict = "control" if cell["control"] else cell["verdict"]
+        if accuracy_task:
+            acc, e2t = cell["final_accuracy"], cell["epochs_to_target"]
+            ratio = cell["epochs_ratio_ci"]
+            table.add_row(
+                cell["label"],
+                _num(acc["mean"], 2, pct=True) + _ci(acc["ci"], lambda v: _num(v, 2, pct=True)),
+                _epochs(e2t["median"], max_epochs) + _ci(e2t["ci"], lambda v: _epochs(v, max_epochs)),
+                f"{e2t['success_rate']:.0%}",
+                _num(cell["epoch_time_s"]["median"], 3),
+                _num(cell["overhead"], 1, pct=True, signed=True),
+                "-" if ratio is None else "[" + ", ".join("inf" if v is None else _num(v) for v in ratio) + "]",
+                _num(cell["p_holm"], 3),
+                verdict,
+                mark,
+                style="bold" if mark else None,
+            )
+        else:
+            loss = cell["mean_train_loss"]
+            table.add_row(
+                cell["label"],
+                _num(loss["mean"], 4) + _ci(loss["ci"], lambda v: _num(v, 4)),
+                _num(cell["loss_change"], 2, pct=True, signed=True),
+                _num(cell["epoch_time_s"]["median"], 2),
+                _num(cell["overhead"], 1, pct=True, signed=True),
+                _num(cell["p_holm"], 3),
+                verdict,
+                mark,
+                style="bold" if mark else None,
+            )
+    alpha = doc.get("alpha", 0.05)
+    table.caption = (f"best: {doc['best']} (ratio CI excludes 1 and Holm p <= {alpha:g})" if doc["best"]
+                     else f"no cell beats the control beyond doubt (ratio CI excluding 1 and Holm p <= {alpha:g})")
     return table

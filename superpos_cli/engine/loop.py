@@ -6,6 +6,7 @@ optional callback, so the same run serves train, compare, ablate and bench.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ class TrainConfig:
     schedule: str = "constant"
     warmup_steps: int = 0
     seed: int = 0
+    grad_accum: int = 1  # batches whose gradients are summed into one optimizer step
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
@@ -44,6 +46,8 @@ class TrainConfig:
             raise BadInput(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.warmup_steps < 0:
             raise BadInput(f"warmup-steps must be >= 0, got {self.warmup_steps}")
+        if self.grad_accum < 1:
+            raise BadInput(f"grad-accum must be >= 1, got {self.grad_accum}")
 
 
 @dataclass
@@ -59,7 +63,7 @@ class EvalPoint:
 @dataclass
 class EpochRecord:
     epoch: int  # 1-based
-    train_loss: float  # mean over the epoch's steps
+    train_loss: float  # mean over the epoch's batches
     train_time_s: float  # training only, evaluation excluded
     metrics: dict[str, float]  # held-out metrics at the end of the epoch
 
@@ -71,7 +75,9 @@ class RunResult:
     target_metric: str | None = None
     target: float | None = None
     epochs_to_target: float | None = None  # None: censored (never reached)
-    steps: int = 0
+    steps: int = 0  # optimizer steps
+    train_tokens: int = 0  # sum of the task's batch_tokens over training (0 without the hook)
+    train_time_s: float = 0.0  # training time of the whole run, evaluation excluded
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -84,14 +90,19 @@ class RunResult:
 
     @property
     def mean_train_loss(self) -> float:
-        """Mean training loss over every step of the run (Table I's metric for one epoch)."""
-        # Every epoch has the same number of steps, so the mean of epoch means is the step mean.
+        """Mean training loss over every batch of the run (Table I's metric for one epoch)."""
+        # Every epoch has the same number of batches, so the mean of epoch means is the batch mean.
         return statistics.fmean(e.train_loss for e in self.epochs)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Training throughput, or None when the task reports no tokens."""
+        return self.train_tokens / self.train_time_s if self.train_tokens and self.train_time_s > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(final_metrics=self.final_metrics, epoch_time_s=self.epoch_time_s if self.epochs else None,
-                   mean_train_loss=self.mean_train_loss if self.epochs else None)
+                   mean_train_loss=self.mean_train_loss if self.epochs else None, tokens_per_s=self.tokens_per_s)
         return out
 
     @classmethod
@@ -103,6 +114,8 @@ class RunResult:
             target=data["target"],
             epochs_to_target=data["epochs_to_target"],
             steps=data["steps"],
+            train_tokens=data.get("train_tokens", 0),
+            train_time_s=data.get("train_time_s", 0.0),
         )
 
 
@@ -151,16 +164,27 @@ def train(
     order (a dedicated generator) and dropout (global RNG during training), so
     arms run with the same seed are paired. ``progress(event, info)`` receives
     ``"eval"`` and ``"epoch"`` events.
+
+    One optimizer step sums the gradients of ``cfg.grad_accum`` batches, each loss
+    divided by the group's size, so the step follows the group's mean loss; an
+    epoch's trailing partial group steps too (divided by its own size). Steps,
+    evaluation points and the LR schedule count optimizer steps; training losses
+    are means over batches. Optional task hooks: ``batch_tokens(batch)`` is summed
+    into ``train_tokens``; ``final_metrics(model)`` runs once after the last
+    epoch's training (eval mode) and its entries join that epoch's metrics.
     """
     torch.manual_seed(cfg.seed)
     model = task.build_model()
     optimizer = make_optimizer(model)
-    steps_per_epoch = task.steps_per_epoch()
+    n_batches = task.steps_per_epoch()
+    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.max_epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, total_steps))
     order = torch.Generator().manual_seed(cfg.seed)
     # Evaluation points: evals_per_epoch evenly spaced steps, the last at the epoch's end.
     eval_after = {round(steps_per_epoch * k / cfg.evals_per_epoch) for k in range(1, cfg.evals_per_epoch + 1)}
+    batch_tokens = getattr(task, "batch_tokens", None)
+    final_metrics = getattr(task, "final_metrics", None)
 
     result = RunResult(target_metric=task.target_metric, target=cfg.target if task.target_metric else None)
     model.eval()
@@ -168,37 +192,51 @@ def train(
     step = 0
     for epoch in range(1, cfg.max_epochs + 1):
         epoch_time = 0.0
-        epoch_loss, window_loss, window_steps = 0.0, 0.0, 0
+        epoch_loss, window_loss, window_batches = 0.0, 0.0, 0
         model.train()
         started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(task.batches(order), start=1):
-            optimizer.zero_grad(set_to_none=True)
+            group_start = (i - 1) // cfg.grad_accum * cfg.grad_accum  # batches before this one's group
+            group = min(cfg.grad_accum, n_batches - group_start)  # batches in this one's group
             loss = task.training_loss(model, batch)
-            loss.backward()
+            (loss / group).backward()
+            value = float(loss.detach())
+            epoch_loss += value
+            window_loss += value
+            window_batches += 1
+            if batch_tokens:
+                result.train_tokens += batch_tokens(batch)
+            if i < group_start + group:
+                continue
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            value = float(loss.detach())
-            epoch_loss += value
-            window_loss += value
-            window_steps += 1
+            optimizer.zero_grad(set_to_none=True)
             step += 1
-            if i in eval_after:
+            epoch_step = group_start // cfg.grad_accum + 1
+            if epoch_step in eval_after:
                 epoch_time += time.perf_counter() - started
                 model.eval()
                 metrics = task.evaluate(model)
                 model.train()
-                point = EvalPoint(epoch - 1 + i / steps_per_epoch, step, window_loss / window_steps, metrics)
+                at = epoch - 1 + epoch_step / steps_per_epoch
+                point = EvalPoint(at, step, window_loss / window_batches, metrics)
                 result.evals.append(point)
-                window_loss, window_steps = 0.0, 0
+                window_loss, window_batches = 0.0, 0
                 if task.target_metric:
                     curve.append((point.epoch, metrics[task.target_metric]))
                 if progress:
                     progress("eval", {"epoch": point.epoch, "step": step, **metrics})
                 started = time.perf_counter()
         epoch_time += time.perf_counter() - started
-        record = EpochRecord(epoch, epoch_loss / max(1, i), epoch_time, result.evals[-1].metrics)
+        result.train_time_s += epoch_time
+        metrics = result.evals[-1].metrics
+        if final_metrics and epoch == cfg.max_epochs:
+            model.eval()
+            metrics = {**metrics, **final_metrics(model)}
+        record = EpochRecord(epoch, epoch_loss / max(1, i), epoch_time, metrics)
         result.epochs.append(record)
         if progress:
             progress("epoch", asdict(record))

@@ -3,16 +3,35 @@
 Each finished trial is written to the store at once (one transaction), so an
 interrupted sweep loses at most the trials in flight; a rerun answers finished
 trials from the store and runs only what is missing.
+
+``jobs > 1`` runs the missing trials in worker processes
+(:class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` context: a forked
+child of a process whose torch thread pool already started can deadlock). The
+machine's cores are divided among the workers (``torch.set_num_threads(cores //
+jobs)`` in each worker) so they do not oversubscribe the CPU. Only the parent
+writes the store, as each result arrives; records come back in trial order, and
+their numbers equal a ``jobs=1`` run's: a trial's numbers depend only on its
+seed and configuration (explicit generators, ``torch.manual_seed`` per trial),
+never on which process ran it or what ran before.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable
 
+from superpos_cli.errors import BadInput
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.trials import TrialSpec, run_trial
 
 # on_event(kind, trial, payload): kind is "start", "cached", "done" or "progress".
+# With jobs > 1 the parent sees no "start"/"progress" (they happen in a worker);
+# "done" arrives as each result does, in completion order.
 EventCallback = Callable[[str, TrialSpec, dict[str, Any]], None]
 
 
@@ -22,25 +41,106 @@ def execute(
     fresh: bool = False,
     sweep: str | None = None,
     on_event: EventCallback | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Records of ``trials`` in order, running each one not already in ``store``."""
-    records: list[dict[str, Any]] = []
-    for trial in trials:
-        key = ResultsStore.config_hash(trial.config())
+    """Records of ``trials`` in order, running each one not already in ``store``.
+
+    ``fresh`` reruns every trial (and overwrites its stored record). ``jobs`` is
+    the number of worker processes; 1 runs in this process. A KeyboardInterrupt
+    cancels what has not started, stops the workers and propagates; every trial
+    that finished before it is already in the store.
+    """
+    if jobs < 1:
+        raise BadInput(f"jobs must be >= 1, got {jobs}")
+    records: list[dict[str, Any] | None] = [None] * len(trials)
+    keys = [ResultsStore.config_hash(trial.config()) for trial in trials]
+    pending: list[int] = []
+    for i, (trial, key) in enumerate(zip(trials, keys)):
         cached = None if (store is None or fresh) else store.get(key)
-        if cached is not None:
-            records.append(cached)
-            if on_event:
-                on_event("cached", trial, cached)
+        if cached is None:
+            pending.append(i)
             continue
+        records[i] = cached
         if on_event:
-            on_event("start", trial, {})
-        progress = (lambda event, info, t=trial: on_event("progress", t, {"event": event, **info})) if on_event else None
-        record = run_trial(trial, progress)
-        record["key"] = key
+            on_event("cached", trial, cached)
+
+    def finish(i: int, record: dict[str, Any]) -> None:
+        record["key"] = keys[i]
         if store is not None:
-            store.put(key, record, kind="trial", sweep=sweep)
-        records.append(record)
+            store.put(keys[i], record, kind="trial", sweep=sweep)
+        records[i] = record
         if on_event:
-            on_event("done", trial, record)
-    return records
+            on_event("done", trials[i], record)
+
+    if jobs == 1 or len(pending) <= 1:
+        for i in pending:
+            trial = trials[i]
+            if on_event:
+                on_event("start", trial, {})
+            progress = (lambda event, info, t=trial: on_event("progress", t, {"event": event, **info})) if on_event else None
+            finish(i, run_trial(trial, progress))
+    else:
+        _run_parallel(trials, pending, min(jobs, len(pending)), finish)
+    return records  # type: ignore[return-value]  # every slot is filled above
+
+
+def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
+                  finish: Callable[[int, dict[str, Any]], None]) -> None:
+    """Run ``trials[i]`` for ``i`` in ``pending`` on ``jobs`` workers, calling
+    ``finish(i, record)`` in the parent as each completes."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
+    futures: dict[Future, int] = {}
+    try:
+        futures = {pool.submit(run_trial, trials[i]): i for i in pending}
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            # In submission order within a batch, so ties resolve the same way every run.
+            for future in sorted(done, key=futures.__getitem__):
+                finish(futures[future], future.result())  # a trial's exception propagates here
+    except BaseException:
+        # KeyboardInterrupt, or a trial that failed: nothing more will be collected,
+        # so drop what has not started and stop the workers now rather than let
+        # them finish trials whose results nobody would store.
+        for future in futures:
+            future.cancel()
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    # Python 3.14 has pool.terminate_workers(); before it, the processes are only
+    # reachable through the private _processes mapping (stable since 3.2).
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    """Per-worker setup: its share of the cores, Ctrl-C left to the parent, and
+    an exit if the parent dies (kill -9 leaves workers blocked on a queue that
+    nobody will ever fill or read)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    # The terminal sends SIGINT to the whole process group; the parent decides
+    # what to cancel, a worker hit mid-trial would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)

@@ -79,10 +79,9 @@ class QuantumAttention(nn.Module):
         if self.circuit is None:
             logits = scores * scale  # (B, H, T, T)
         elif self.phi_input == "raw":
-            logits = torch.add(self._phi(scores), scores, alpha=scale)  # (B, H, T, T)
+            logits = self._with_phi(scores, scale)  # scores * scale + Phi(scores), (B, H, T, T)
         else:
-            logits = scores * scale
-            logits = logits + self._phi(logits)  # (B, H, T, T)
+            logits = self._with_phi(scores * scale, 1.0)  # (B, H, T, T)
         mask = self._mask(key_padding_mask, B, T, x.device)
         if mask is not None:
             # The most negative finite value instead of -inf: identical weights wherever a
@@ -104,18 +103,22 @@ class QuantumAttention(nn.Module):
             mask = future if mask is None else mask | future  # (B, 1, T, T)
         return mask
 
-    def _phi(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Phi = readout(C(inputs)) elementwise: (B, H, T, T) -> (B, H, T, T)."""
+    def _with_phi(self, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
+        """alpha * inputs + readout(C(inputs)) elementwise: (B, H, T, T) -> (B, H, T, T).
+
+        The backends fold alpha * inputs into their pass over the scores (one kernel
+        for fourier), saving a full read and write of the logits each way.
+        """
         if not self.per_head:
-            return self._chunked(prepare(self.circuit, self.theta, self.phi, self.backend), inputs)
+            return self._chunked(prepare(self.circuit, self.theta, self.phi, self.backend), inputs, alpha)
         heads = [
-            self._chunked(prepare(self.circuit, self.theta[h], self.phi[h], self.backend), inputs[:, h])
+            self._chunked(prepare(self.circuit, self.theta[h], self.phi[h], self.backend), inputs[:, h], alpha)
             for h in range(self.n_heads)
         ]
         return torch.stack(heads, dim=1)  # (B, H, T, T)
 
-    def _chunked(self, circuit, inputs: torch.Tensor) -> torch.Tensor:
+    def _chunked(self, circuit, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
         if inputs.numel() <= self.chunk_elements:
-            return circuit.evaluate(inputs)
+            return circuit.evaluate(inputs, alpha)
         parts = inputs.reshape(-1).split(self.chunk_elements)
-        return torch.cat([circuit.evaluate(part) for part in parts]).view(inputs.shape)
+        return torch.cat([circuit.evaluate(part, alpha) for part in parts]).view(inputs.shape)

@@ -71,6 +71,16 @@ class GPTConfig:
         return asdict(self)
 
 
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2's N(0, 0.02) for linear and embedding weights, zero biases. PyTorch's N(0, 1)
+    embedding, tied to the head, would start the loss near 35 nats instead of ln(vocab);
+    the circuit angles of quantum attention keep their own initialisation."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class DecoderBlock(nn.Module):
     """Pre-LN block: x + attn(ln(x)), then x + mlp(ln(x)) (GPT-2 / nanoGPT)."""
 
@@ -106,6 +116,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         self.head.weight = self.embed.weight  # weight tying, as GPT-2
+        self.apply(_init_weights)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) with T <= context -> logits (B, T, vocab)."""
@@ -117,19 +128,3 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)  # (B, T, D)
         return self.head(self.ln_f(x))  # (B, T, V)
-
-    @torch.no_grad()
-    def generate(self, ids: torch.Tensor, max_new_tokens: int, eos_id: int) -> list[int]:
-        """Greedy continuation of one prompt ids (1, T): the new ids, stopping after ``eos_id``.
-
-        No KV cache: each step re-reads the (cropped) sequence, cheap at this size.
-        """
-        new: list[int] = []
-        for _ in range(max_new_tokens):
-            logits = self(ids[:, -self.cfg.context :])  # (1, T, V)
-            nxt = int(logits[0, -1].argmax())
-            new.append(nxt)
-            if nxt == eos_id:
-                break
-            ids = torch.cat([ids, ids.new_tensor([[nxt]])], dim=1)  # (1, T + 1)
-        return new

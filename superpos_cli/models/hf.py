@@ -88,19 +88,6 @@ class HFCausalLM(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=ids, use_cache=False).logits  # (B, T, V)
 
-    @torch.no_grad()
-    def generate(self, ids: torch.Tensor, max_new_tokens: int, eos_id: int) -> list[int]:
-        """Greedy continuation of one prompt ids (1, T) with the KV cache: the new ids."""
-        out = self.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=eos_id,
-            pad_token_id=eos_id,
-        )  # (1, T + new)
-        return out[0, ids.shape[1] :].tolist()
-
 
 def load_causal_lm(path: str | Path, lora_rank: int = 0) -> HFCausalLM:
     """The checkpoint at ``path`` in float32, with LoRA adapters when ``lora_rank > 0``.

@@ -41,7 +41,6 @@ order), so they agree to float rounding for random perturbations too.
 
 from __future__ import annotations
 
-import math
 import time
 import types
 import warnings
@@ -369,8 +368,9 @@ def fused_kernel_plan(
 
 
 def kernel_compile_seconds(keys: list[tuple[str, torch.dtype, str]]) -> Optional[float]:
-    """Total compile time of the distinct kernels ``keys`` (None if there are none)."""
-    distinct = {key for key in keys if key in _KERNELS}
+    """Total compile time of the distinct, successfully compiled kernels among
+    ``keys`` (None if there are none; failures are in :func:`compiled_kernels`)."""
+    distinct = {key for key in keys if key in _KERNELS and _KERNELS[key].fn is not None}
     return sum(_KERNELS[key].compile_s for key in distinct) if distinct else None
 
 

@@ -200,6 +200,25 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         if generator_state is not None:
             self._generator.set_state(generator_state)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deepcopy support: torch keeps only defaults, state and groups;
+        scope, n_qubits, seed and the generator's state belong to this optimizer too."""
+        state = super().__getstate__()
+        state.update(scope=self.scope, n_qubits=self.n_qubits, seed=self.seed)
+        state[_GENERATOR_KEY] = self._generator.get_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        generator_state = state.pop(_GENERATOR_KEY, None)
+        super().__setstate__(state)
+        # torch's load_state_dict also comes through here, with state and groups only.
+        if generator_state is not None:
+            self._generator = torch.Generator()
+            self._generator.set_state(generator_state)
+            self._slowdown = slowdown_factor("optimizer")
+            self._scratch = {}
+
     def perturb_counts(self) -> list[list[int]]:
         """Per group, per parameter: how many leading (flattened) coordinates get Q."""
         counts: list[list[int]] = []

@@ -103,36 +103,40 @@ def parse_arm(text: str, overrides: dict[str, Any] | None = None, task_defaults:
     for layer in (task_defaults or {}, overrides or {}, arm_options):
         for key, value in layer.items():
             key = normalise_key(key)
-            if key in options or key in ("fused",):
-                options[key] = _coerce(key, value)
+            value = _coerce(key, value)
+            _check(key, value)
+            if key in options or key == "fused":
+                options[key] = value
             elif layer is arm_options:
                 raise BadInput(f"option {key!r} does not apply to optimizer {preset!r}")
-    _validate(preset, options)
     return ArmSpec(name=text.strip(), preset=preset, options=options)
 
 
-def _validate(preset: str, o: dict[str, Any]) -> None:
-    if o["lr"] <= 0:
-        raise BadInput(f"lr must be > 0, got {o['lr']}")
-    if o.get("weight_decay", 0.0) < 0:
-        raise BadInput(f"weight decay must be >= 0, got {o['weight_decay']}")
-    for beta in ("beta1", "beta2"):
-        if beta in o and not 0.0 <= o[beta] < 1.0:
-            raise BadInput(f"{beta} must be in [0, 1), got {o[beta]}")
-    if "eps" in o and o["eps"] <= 0:
-        raise BadInput(f"eps must be > 0, got {o['eps']}")
-    if preset == "sgd":
-        from superpos_cli.optim.optimizer import SCOPES
+def _check(key: str, value: Any) -> None:
+    """Range of one option; applied to every value given, even one a preset ignores,
+    so ``compare adam --lambda -1`` is an error rather than silently unused."""
+    if key == "lr" and value <= 0:
+        raise BadInput(f"lr must be > 0, got {value}")
+    if key in ("weight_decay", "momentum") and value < 0:
+        raise BadInput(f"{key.replace('_', ' ')} must be >= 0, got {value}")
+    if key in ("beta1", "beta2") and not 0.0 <= value < 1.0:
+        raise BadInput(f"{key} must be in [0, 1), got {value}")
+    if key == "eps" and value <= 0:
+        raise BadInput(f"eps must be > 0, got {value}")
+    if key == "lambda" and value < 0:
+        raise BadInput(f"lambda must be >= 0, got {value}")
+    if key == "n_qubits" and value < 1:
+        raise BadInput(f"n_qubits must be >= 1, got {value}")
+    if key == "perturb":
         from superpos_cli.optim.perturbations import PERTURBATIONS
 
-        if o["lambda"] < 0:
-            raise BadInput(f"lambda must be >= 0, got {o['lambda']}")
-        if o["n_qubits"] < 1:
-            raise BadInput(f"n_qubits must be >= 1, got {o['n_qubits']}")
-        if o["perturb"] not in PERTURBATIONS:
-            raise BadInput(f"perturb {o['perturb']!r} is not one of {', '.join(PERTURBATIONS)}")
-        if o["scope"] not in SCOPES:
-            raise BadInput(f"scope {o['scope']!r} is not one of {', '.join(SCOPES)}")
+        if value not in PERTURBATIONS:
+            raise BadInput(f"perturb {value!r} is not one of {', '.join(PERTURBATIONS)}")
+    if key == "scope":
+        from superpos_cli.optim.optimizer import SCOPES
+
+        if value not in SCOPES:
+            raise BadInput(f"scope {value!r} is not one of {', '.join(SCOPES)}")
 
 
 def build_optimizer(arm: ArmSpec, model: torch.nn.Module, seed: int = 0) -> torch.optim.Optimizer:

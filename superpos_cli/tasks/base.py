@@ -18,6 +18,15 @@ class Task(Protocol):
 
     ``target_metric`` names the entry of :meth:`evaluate` that epochs-to-target
     watches (higher is better), or ``None`` when the task has no accuracy target.
+
+    Optional hooks, used by the loop when a task defines them (not part of the
+    protocol, so tasks without them still satisfy it):
+
+    * ``batch_tokens(batch) -> int``: tokens the batch trains on (e.g. loss
+      tokens); summed into ``RunResult.train_tokens`` for tokens/s.
+    * ``final_metrics(model) -> dict[str, float]``: metrics too costly for every
+      evaluation point (e.g. exact match with greedy decoding), computed once
+      after training (model in eval mode) and merged into the last epoch's metrics.
     """
 
     name: str
@@ -28,7 +37,8 @@ class Task(Protocol):
         which the loop seeds, so the same seed gives the same weights."""
 
     def steps_per_epoch(self) -> int:
-        """Optimizer steps in one pass over the training data."""
+        """Batches in one pass over the training data (optimizer steps when
+        ``TrainConfig.grad_accum`` is 1; the loop groups them otherwise)."""
 
     def batches(self, generator: torch.Generator) -> Iterator[Any]:
         """One epoch of training batches, in an order drawn from ``generator``."""

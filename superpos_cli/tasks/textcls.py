@@ -3,20 +3,25 @@
 The paper never describes its dataset, so superpos defines its own, seeded and
 documented ("synthetic sentiment with negation"):
 
-* Each example is a sentence of ``min_words``..``max_words`` words: filler words
-  ``w0``..``w{n_fillers-1}`` with 1, 3 or 5 cue words spliced in.
+* Each example is a sentence of ``min_words``..``max_words`` (8..16) words:
+  filler words ``w0``..``w{n_fillers-1}`` (10 of them) with 1, 3 or 5 cue words
+  spliced in at random positions.
 * Cue words carry a polarity: 8 positive (``good``, ``great``, ...) and 8
-  negative (``bad``, ``poor``, ...). With probability ``negation_rate`` a cue is
-  preceded by ``not``, which flips its polarity.
+  negative (``bad``, ``poor``, ...). With probability ``negation_rate`` (0 by
+  default; raise it for a harder task) a cue is preceded by ``not``, which flips
+  its polarity.
 * The label is 1 when the summed polarity is positive (an odd number of cues
-  means it is never zero), 0 otherwise; then a fraction ``label_noise`` of
-  labels is flipped at random, so no model can exceed about ``1 - label_noise``.
+  means it is never zero), 0 otherwise; then a fraction ``label_noise`` (3%) of
+  labels is flipped at random, in training and validation alike, so no model
+  can score much above ``1 - label_noise`` on validation.
+* 600 training and 1,000 validation examples: few enough that an epoch is 19
+  steps of batch 32, so Adam needs several epochs to count cues reliably, and
+  the model overfits the noisy labels a little once it has, as in the paper's
+  curves.
 
-A bag of words gets most examples right quickly; the last points need the
-model to attend from a cue to the word before it (negation), so accuracy climbs
-through 90% over several epochs and saturates a little above, the paper's
-regime (calibration: README). The dataset is drawn from the run's seed, so
-paired arms see the same data.
+Calibration (README): Adam with the paper's model reaches 90% validation
+accuracy in about 4-6 epochs (median over seeds) and ends at 90-93%. The
+dataset is drawn from the run's seed, so paired arms see the same data.
 
 With ``data_path`` the same model trains on a user's JSONL
 (``{"text": str, "label": int|str}``) or CSV (``text,label`` columns) file; a
@@ -52,13 +57,13 @@ NEGATOR = "not"
 class TextClsConfig:
     """Data of the textcls task. ``seed`` draws the data (synthetic) or the split (file)."""
 
-    n_train: int = 2000
+    n_train: int = 600
     n_val: int = 1000
-    min_words: int = 12
-    max_words: int = 24
-    n_fillers: int = 100
-    negation_rate: float = 0.35
-    label_noise: float = 0.06
+    min_words: int = 8
+    max_words: int = 16
+    n_fillers: int = 10
+    negation_rate: float = 0.0
+    label_noise: float = 0.03
     batch_size: int = 32
     data_path: str | None = None
     val_fraction: float = 0.2
@@ -83,7 +88,8 @@ def synthetic_examples(cfg: TextClsConfig, n: int, rng: random.Random) -> list[t
     """``n`` (text, label) pairs of the documented synthetic sentiment language."""
     examples = []
     for _ in range(n):
-        words = [f"w{rng.randrange(cfg.n_fillers)}" for _ in range(rng.randint(cfg.min_words, cfg.max_words))]
+        # Segments, so a later cue is never spliced between "not" and its cue word.
+        segments = [[f"w{rng.randrange(cfg.n_fillers)}"] for _ in range(rng.randint(cfg.min_words, cfg.max_words))]
         score = 0
         for _ in range(rng.choice((1, 3, 5))):
             polarity = rng.choice((1, -1))
@@ -91,13 +97,12 @@ def synthetic_examples(cfg: TextClsConfig, n: int, rng: random.Random) -> list[t
             if rng.random() < cfg.negation_rate:
                 cue = [NEGATOR] + cue
                 polarity = -polarity
-            at = rng.randint(0, len(words))
-            words[at:at] = cue
+            segments.insert(rng.randint(0, len(segments)), cue)
             score += polarity
         label = int(score > 0)
         if rng.random() < cfg.label_noise:
             label = 1 - label
-        examples.append((" ".join(words), label))
+        examples.append((" ".join(word for segment in segments for word in segment), label))
     return examples
 
 

@@ -97,10 +97,11 @@ class TorchCircuit:
         """x (...) -> psi(x) (..., 2**n)."""
         return self._amplitudes(x, self.coefficients)
 
-    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        """x (...) -> readout (...), only the n_qubits amplitudes it needs."""
+    def evaluate(self, x: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
+        """x (...) -> readout (...) [+ alpha x], from the n_qubits amplitudes it needs."""
         needed = self.coefficients[:, : self.spec.n_qubits]  # (L+1, n)
-        return readout(self._amplitudes(x, needed), self.spec.readout)
+        value = readout(self._amplitudes(x, needed), self.spec.readout)
+        return torch.add(value, x, alpha=alpha) if alpha else value
 
 
 class TorchBackend:

@@ -1,0 +1,108 @@
+import pytest
+import torch
+from torch import nn
+
+from superpos_cli.errors import BadInput
+from superpos_cli.models.attention import QuantumAttention
+from superpos_cli.quantum import CircuitSpec
+from superpos_cli.quantum.backends import fourier
+
+D, H, B, T = 16, 4, 3, 6
+
+
+@pytest.fixture(autouse=True)
+def eager_fourier(monkeypatch):
+    monkeypatch.setattr(fourier, "COMPILE", False)
+
+
+def _pad_mask():
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    mask[0, -2:] = True
+    mask[2, -1] = True
+    return mask
+
+
+def test_classical_equals_multihead_attention():
+    torch.manual_seed(0)
+    ours = QuantumAttention(D, H).double()
+    ref = nn.MultiheadAttention(D, H, batch_first=True).double()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(ours.qkv.weight)
+        ref.in_proj_bias.copy_(ours.qkv.bias)
+        ref.out_proj.weight.copy_(ours.out.weight)
+        ref.out_proj.bias.copy_(ours.out.bias)
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    mask = _pad_mask()
+    expected, _ = ref(x, x, x, key_padding_mask=mask, need_weights=False)
+    assert torch.allclose(ours(x, key_padding_mask=mask), expected, atol=1e-12)
+    causal = QuantumAttention(D, H, causal=True).double()
+    causal.load_state_dict(ours.state_dict())
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    expected, _ = ref(x, x, x, attn_mask=future, need_weights=False)
+    assert torch.allclose(causal(x), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["fourier", "torch"])
+def test_masks_remove_padding_and_future(backend):
+    torch.manual_seed(1)
+    attn = QuantumAttention(D, H, circuit=CircuitSpec(), backend=backend, causal=True).double()
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    mask = _pad_mask()
+    y = attn(x, key_padding_mask=mask)
+    x2 = x.clone()
+    x2[0, -2:] += 5.0  # padded keys of row 0 change...
+    x2[1, -1] += 5.0  # ...and the future of every earlier query of row 1
+    y2 = attn(x2, key_padding_mask=mask)
+    assert torch.allclose(y[0, :-2], y2[0, :-2], atol=1e-12)
+    assert torch.allclose(y[1, :-1], y2[1, :-1], atol=1e-12)
+    assert torch.allclose(y[2], y2[2])
+
+
+@pytest.mark.parametrize("per_head", [False, True])
+@pytest.mark.parametrize("phi_input", ["raw", "scaled"])
+def test_phi_is_the_circuit_readout_and_chunking_is_exact(per_head, phi_input):
+    torch.manual_seed(2)
+    spec = CircuitSpec(3, 2)
+    whole = QuantumAttention(D, H, circuit=spec, per_head=per_head, phi_input=phi_input).double()
+    chunked = QuantumAttention(D, H, circuit=spec, per_head=per_head, phi_input=phi_input, chunk_elements=7).double()
+    chunked.load_state_dict(whole.state_dict())
+    torch_ref = QuantumAttention(D, H, circuit=spec, backend="torch", per_head=per_head, phi_input=phi_input).double()
+    torch_ref.load_state_dict(whole.state_dict())
+    classical = QuantumAttention(D, H).double()
+    classical.load_state_dict(whole.state_dict(), strict=False)
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    y = whole(x)
+    assert torch.allclose(chunked(x), y, atol=1e-12)
+    assert torch.allclose(torch_ref(x), y, atol=1e-10)
+    assert not torch.allclose(classical(x), y)
+    assert whole.theta.shape == ((H,) if per_head else ()) + (2, 3)
+
+
+@pytest.mark.parametrize("backend", ["fourier", "torch"])
+def test_gradients_reach_circuit_angles(backend):
+    torch.manual_seed(3)
+    attn = QuantumAttention(D, H, circuit=CircuitSpec(), backend=backend)
+    attn(torch.randn(B, T, D)).square().sum().backward()
+    for p in (attn.theta, attn.phi, attn.qkv.weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_angles_follow_the_global_seed():
+    torch.manual_seed(4)
+    a = QuantumAttention(D, H, circuit=CircuitSpec())
+    torch.manual_seed(4)
+    b = QuantumAttention(D, H, circuit=CircuitSpec())
+    assert torch.equal(a.theta, b.theta) and torch.equal(a.phi, b.phi)
+    assert (a.theta.abs() <= torch.pi).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(backend="qiskit"), dict(backend="aer"), dict(backend="nope"), dict(phi_input="log"),
+     dict(chunk_elements=0), dict(dropout=1.0)],
+)
+def test_bad_attention_values_raise_badinput(kwargs):
+    with pytest.raises(BadInput):
+        QuantumAttention(D, H, circuit=CircuitSpec(), **kwargs)
+    with pytest.raises(BadInput):
+        QuantumAttention(D, 3)

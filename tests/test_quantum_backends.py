@@ -1,0 +1,152 @@
+"""Every exact backend equals Qiskit's Statevector (independent reference, after the
+big-endian conversion in the adapter); no global phase is allowed: the gates are
+built with Qiskit's own conventions."""
+
+import itertools
+import warnings
+
+import pytest
+import torch
+
+from superpos_cli.errors import BadInput
+from superpos_cli.quantum import BACKENDS, CircuitSpec, evaluate, get_backend, statevector
+from superpos_cli.quantum.backends import fourier
+
+EXACT = ("torch", "fourier", "aer")
+
+
+@pytest.fixture(autouse=True)
+def eager_fourier(monkeypatch):
+    # Compiling fourier's kernels takes seconds; one test below covers the compiled path.
+    monkeypatch.setattr(fourier, "COMPILE", False)
+
+
+def _angles(spec, seed, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (spec.depth, spec.n_qubits)
+    return ((torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1) * torch.pi,
+            (torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1) * torch.pi,
+            torch.randn(4, generator=gen, dtype=dtype) * 4)
+
+
+# Every structural option on every qubit count and depth, readouts cycled through them
+# so each (n, depth) still sees all three readouts across encodings and entanglers.
+CASES = [
+    CircuitSpec(n, d, enc, ent, ("real", "abs", "prob")[(n + d + i) % 3])
+    for n, d in itertools.product(range(1, 7), range(1, 4))
+    for i, (enc, ent) in enumerate(itertools.product(("reupload", "first-layer"), ("chain", "ring")))
+]
+
+
+@pytest.mark.parametrize("seed,spec", list(enumerate(CASES)), ids=[str(s) for s in CASES])
+def test_exact_backends_match_qiskit(seed, spec):
+    theta, phi, x = _angles(spec, seed=seed)
+    ref_state = statevector(spec, theta, phi, x, "qiskit")  # (4, 2**n)
+    ref = evaluate(spec, theta, phi, x, "qiskit")
+    assert torch.allclose(ref, ref_state[..., : spec.n_qubits].real.sum(-1) if spec.readout == "real" else ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fourier.SpectralFallbackWarning)
+        for backend in EXACT:
+            assert torch.allclose(statevector(spec, theta, phi, x, backend), ref_state, atol=1e-10), backend
+            assert torch.allclose(evaluate(spec, theta, phi, x, backend), ref, atol=1e-10), backend
+
+
+@pytest.mark.parametrize("readout", ["real", "prob"])
+def test_float32_paths_agree_to_1e5(readout):
+    spec = CircuitSpec(4, 2, readout=readout)
+    theta, phi, x = _angles(spec, seed=1)
+    x = torch.linspace(-20, 20, 2001, dtype=torch.float64)
+    ref = evaluate(spec, theta, phi, x, "torch")
+    for backend in ("torch", "fourier"):
+        got = evaluate(spec, theta.float(), phi.float(), x.float(), backend)
+        assert got.dtype == torch.float32
+        assert (got.double() - ref).abs().max() < 1e-5, backend
+    assert statevector(spec, theta.float(), phi.float(), x.float()).dtype == torch.complex64
+
+
+def test_shapes_follow_x():
+    spec = CircuitSpec(3, 2)
+    theta, phi, _ = _angles(spec, seed=2)
+    x = torch.randn(2, 3, 5, dtype=torch.float64)
+    for backend in BACKENDS:
+        assert evaluate(spec, theta, phi, x, backend).shape == (2, 3, 5)
+        assert statevector(spec, theta, phi, x, backend).shape == (2, 3, 5, 8)
+
+
+def test_spectrum_is_exact_with_the_stated_period():
+    # real readout with odd L has half-integer frequencies: period 4 pi, not 2 pi.
+    spec = CircuitSpec(3, 1)
+    theta, phi, _ = _angles(spec, seed=3)
+    x = torch.tensor([0.3], dtype=torch.float64)
+    f = lambda v: evaluate(spec, theta, phi, v, "torch")  # noqa: E731
+    assert fourier.spectrum(spec) == (0.5, 3)
+    assert torch.allclose(f(x + 4 * torch.pi), f(x))
+    assert not torch.allclose(f(x + 2 * torch.pi), f(x))
+    assert fourier.spectrum(CircuitSpec(4, 2)) == (1.0, 4)
+    assert fourier.spectrum(CircuitSpec(4, 2, readout="prob")) == (1.0, 8)
+
+
+def test_abs_readout_falls_back_to_torch():
+    spec = CircuitSpec(2, 2, readout="abs")
+    theta, phi, x = _angles(spec, seed=4)
+    assert fourier.fallback_reason(spec) is not None
+    assert get_backend("fourier").fallback_reason(CircuitSpec()) is None
+    with pytest.warns(fourier.SpectralFallbackWarning, match="no finite Fourier spectrum"):
+        got = evaluate(spec, theta, phi, x, "fourier")
+    assert torch.allclose(got, evaluate(spec, theta, phi, x, "torch"))
+
+
+@pytest.mark.parametrize("backend,readout", [("torch", "real"), ("torch", "abs"), ("fourier", "real"), ("fourier", "prob")])
+def test_gradients_match_finite_differences(backend, readout):
+    spec = CircuitSpec(2, 2, readout=readout)
+    theta, phi, x = _angles(spec, seed=5)
+    inputs = (theta.requires_grad_(), phi.requires_grad_(), x.requires_grad_())
+    assert torch.autograd.gradcheck(lambda t, p, v: evaluate(spec, t, p, v, backend), inputs)
+
+
+def test_compiled_fourier_matches_eager(monkeypatch):
+    monkeypatch.setattr(fourier, "COMPILE", True)
+    spec = CircuitSpec(4, 2)
+    theta, phi, _ = _angles(spec, seed=6, dtype=torch.float32)
+    x = (torch.randn(1000) * 3).requires_grad_()
+    y = evaluate(spec, theta, phi, x, "fourier")
+    y.backward(torch.ones_like(y))
+    ref_x = x.detach().double().requires_grad_()
+    ref = evaluate(spec, theta.double(), phi.double(), ref_x, "torch")
+    ref.backward(torch.ones_like(ref))
+    assert (y.double() - ref).abs().max() < 1e-5
+    assert (x.grad.double() - ref_x.grad).abs().max() < 1e-4
+
+
+def test_aer_shots_estimate_prob_and_are_seeded():
+    spec = CircuitSpec(3, 2, readout="prob")
+    theta, phi, x = _angles(spec, seed=7)
+    exact = evaluate(spec, theta, phi, x, "torch")
+    shots = 4000
+    est = evaluate(spec, theta, phi, x, "aer", shots=shots, seed=11)
+    sigma = (exact * (1 - exact) / shots).sqrt()
+    assert ((est - exact).abs() <= 5 * sigma + 1e-9).all()
+    assert torch.equal(est, evaluate(spec, theta, phi, x, "aer", shots=shots, seed=11))
+    noisy = evaluate(spec, theta, phi, x, "aer", shots=shots, seed=11, noise=("depolarizing", 0.2))
+    assert noisy.shape == x.shape and ((noisy >= 0) & (noisy <= 1)).all()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2), t, p, x, "aer", shots=100),  # real readout
+        lambda s, t, p, x: evaluate(s, t, p, x, "aer", shots=0),
+        lambda s, t, p, x: evaluate(s, t, p, x, "aer", shots=10, noise=("bitflip", 0.1)),
+        lambda s, t, p, x: evaluate(s, t, p, x, "aer", shots=10, noise=("depolarizing", 1.5)),
+        lambda s, t, p, x: evaluate(s, t, p, x, "aer", noise=("depolarizing", 0.1)),
+        lambda s, t, p, x: statevector(s, t, p, x, "aer", shots=10),
+        lambda s, t, p, x: evaluate(s, t, p, x, "torch", shots=10),
+        lambda s, t, p, x: evaluate(s, t, p, x, "nope"),
+        lambda s, t, p, x: evaluate(s, t[:1], p, x),
+    ],
+)
+def test_bad_backend_values_raise_badinput(call):
+    spec = CircuitSpec(3, 2, readout="prob")
+    theta, phi, x = _angles(spec, seed=8)
+    with pytest.raises(BadInput):
+        call(spec, theta, phi, x)

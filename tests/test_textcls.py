@@ -1,0 +1,106 @@
+"""Task textcls: the synthetic language, the --data loader, the tokenizer."""
+
+import random
+
+import pytest
+import torch
+
+from superpos_cli.errors import BadInput
+from superpos_cli.tasks import build_task
+from superpos_cli.tasks.textcls import NEGATIVE, NEGATOR, POSITIVE, TextClsConfig, synthetic_examples
+from superpos_cli.tasks.tokenizer import WordTokenizer
+
+
+def _polarity(text):
+    words, score = text.split(), 0
+    for i, word in enumerate(words):
+        sign = 1 if word in POSITIVE else -1 if word in NEGATIVE else 0
+        if sign and i > 0 and words[i - 1] == NEGATOR:
+            sign = -sign
+        score += sign
+    return score
+
+
+@pytest.mark.parametrize("negation_rate", [0.0, 0.5])
+def test_noise_free_labels_follow_the_documented_rule(negation_rate):
+    cfg = TextClsConfig(label_noise=0.0, negation_rate=negation_rate)
+    for text, label in synthetic_examples(cfg, 300, random.Random(1)):
+        assert label == int(_polarity(text) > 0)
+
+
+def test_label_noise_flips_the_stated_fraction():
+    cfg = TextClsConfig(label_noise=0.2)
+    examples = synthetic_examples(cfg, 4000, random.Random(2))
+    flipped = sum(label != int(_polarity(text) > 0) for text, label in examples) / len(examples)
+    assert flipped == pytest.approx(0.2, abs=0.025)
+
+
+def test_dataset_is_a_function_of_the_seed():
+    a, b, c = (build_task("textcls", s, {"n_train": 50, "n_val": 20}) for s in (3, 3, 4))
+    assert torch.equal(a.train_ids, b.train_ids) and torch.equal(a.val_labels, b.val_labels)
+    assert not torch.equal(a.train_ids[:, :5], c.train_ids[:, :5])
+
+
+def test_tokenizer_maps_unseen_words_to_unk_and_pads_with_zero():
+    tok = WordTokenizer.from_texts(["a b b", "c"])
+    ids = tok.encode_batch(["b a zzz", ""], max_len=8)
+    assert ids.tolist() == [[tok.vocab["b"], tok.vocab["a"], 1], [1, 0, 0]]
+    assert tok.vocab["b"] == 2  # most frequent first
+
+
+def test_jsonl_data_with_string_labels(tiny_jsonl):
+    task = build_task("textcls", 0, {"data_path": str(tiny_jsonl), "val_fraction": 0.25})
+    assert task.label_names == ["neg", "pos"]
+    assert len(task.train_labels) == 36 and len(task.val_labels) == 12
+    # The split is carved with the seed.
+    other = build_task("textcls", 1, {"data_path": str(tiny_jsonl), "val_fraction": 0.25})
+    assert not torch.equal(task.val_ids, other.val_ids)
+
+
+def test_csv_data_and_unknown_validation_words(tmp_path):
+    path = tmp_path / "d.csv"
+    lines = ["text,label"] + [f"{'up' if i % 2 else 'down'} x{i},{i % 2}" for i in range(20)]
+    path.write_text("\n".join(lines) + "\n")
+    task = build_task("textcls", 0, {"data_path": str(path), "val_fraction": 0.5})
+    assert task.label_names == ["0", "1"]
+    # x{i} words of validation rows were never seen in training: they become <unk> (id 1).
+    assert (task.val_ids[:, 1] == 1).all()
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        ("", ".jsonl", "holds no examples"),
+        ('{"text": "a", "label": 1}\nnot json\n', ".jsonl", "line 2 is not valid JSON"),
+        ('{"text": "a"}\n', ".jsonl", "line 1 needs"),
+        ('{"text": "a", "label": 1}\n{"text": "b", "label": 1}\n', ".jsonl", "at least 2 distinct labels"),
+        ("words,label\na,1\n", ".csv", "'text' and 'label' columns"),
+    ],
+)
+def test_bad_data_files_are_bad_input(tmp_path, content, suffix, message):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    with pytest.raises(BadInput, match=message):
+        build_task("textcls", 0, {"data_path": str(path)})
+
+
+def test_missing_data_file_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="no such file"):
+        build_task("textcls", 0, {"data_path": str(tmp_path / "missing.jsonl")})
+
+
+def test_model_is_the_papers_and_attention_pluggable():
+    task = build_task("textcls", 0, {"n_train": 10, "n_val": 10})
+    model = task.build_model()
+    assert len(model.blocks) == 2 and model.embed.embedding_dim == 64
+    assert model.blocks[0].attn.n_heads == 4 and model.blocks[0].ff[0].out_features == 128
+    assert model.blocks[0].attn.circuit is not None  # quantum attention is the paper's model
+    classical = build_task("textcls", 0, {"n_train": 10, "n_val": 10, "kind": "classical"}).build_model()
+    assert classical.blocks[0].attn.circuit is None
+    logits = model(task.val_ids[:4])
+    assert logits.shape == (4, 2)
+
+
+def test_unknown_task_option_is_bad_input():
+    with pytest.raises(BadInput, match="textcls"):
+        build_task("textcls", 0, {"n_trian": 10})
