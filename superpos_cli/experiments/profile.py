@@ -73,6 +73,14 @@ class ProfileSpec:
             raise BadInput(f"epoch steps must be >= 1, got {self.epoch_steps}")
 
 
+def quick_spec(**values: Any) -> ProfileSpec:
+    """A smoke-run spec: tiny batches and shapes, two steps per epoch sample, two repeats."""
+    values = {"repeats": 2, **values}
+    return ProfileSpec(circuit_batch=4096, attention_shapes=((4, 4, 16, 16),),
+                       optimizer_shapes=((256, 256),) * 4, epoch_steps=values.pop("epoch_steps", None) or 2,
+                       lm_steps=2, **values)
+
+
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     """``"2,4,8"`` -> (2, 4, 8); BadInput naming ``what`` otherwise."""
     try:

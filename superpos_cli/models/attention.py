@@ -18,6 +18,7 @@ from torch import nn
 
 from superpos_cli.errors import BadInput
 from superpos_cli.quantum import CircuitSpec, get_backend, prepare
+from superpos_cli.slowdown import slowdown_factor
 
 PHI_INPUTS = ("raw", "scaled")
 
@@ -109,6 +110,15 @@ class QuantumAttention(nn.Module):
         The backends fold alpha * inputs into their pass over the scores (one kernel
         for fourier), saving a full read and write of the logits each way.
         """
+        extra = slowdown_factor("attention") - 1.0
+        if extra > 0:
+            # Test-only (SUPERPOS_TEST_SLOWDOWN): redo the Phi term's work, forward
+            # and backward, and add it times zero so no result changes.
+            return self._phi_term(inputs, alpha) + sum(
+                0.0 * self._phi_term(inputs, alpha) for _ in range(math.ceil(extra)))
+        return self._phi_term(inputs, alpha)
+
+    def _phi_term(self, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
         if not self.per_head:
             return self._chunked(prepare(self.circuit, self.theta, self.phi, self.backend), inputs, alpha)
         heads = [

@@ -1,0 +1,204 @@
+"""`superpos ablate`: grid, control, Holm-corrected statistics, store reuse, CLI input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from superpos_cli.cli.app import app
+from superpos_cli.engine import stats
+from superpos_cli.engine.loop import EpochRecord, EvalPoint, RunResult, TrainConfig
+from superpos_cli.errors import BadInput
+from superpos_cli.experiments.ablate import AblateSpec, ablate_document, parse_axis, run_ablate
+from superpos_cli.experiments.store import ResultsStore
+
+TINY = {"n_train": 64, "n_val": 64, "kind": "classical"}
+TINY_TRAIN = TrainConfig(max_epochs=1, evals_per_epoch=2)
+TINY_FLAGS = ["--task", "textcls", "--seeds", "2", "--max-epochs", "1", "--evals-per-epoch", "2"]
+
+
+def _spec(axes: dict, control: str | None = None, seeds=(0, 1), base="sgd", task_options=None,
+          train: TrainConfig = TINY_TRAIN) -> AblateSpec:
+    return AblateSpec(task="textcls", task_options=dict(task_options or {}), base=base, axes=axes,
+                      seeds=list(seeds), train=train, control=control)
+
+
+# --------------------------------------------------------------------------- grid and control
+
+
+def test_two_by_two_grid_separates_optimizer_and_attention():
+    spec = _spec({"perturb": ["sin", "none"], "attention": ["quantum", "classical"]})
+    assert [c.label for c in spec.cells] == ["perturb=sin,attention=quantum", "perturb=sin,attention=classical",
+                                             "perturb=none,attention=quantum", "perturb=none,attention=classical"]
+    cell = spec.cells[2]
+    assert cell.arm.name == "sgd:perturb=none" and cell.arm.options["perturb"] == "none"
+    assert cell.task_options == {"kind": "quantum"}  # model axes go to the task, optimizer axes to the arm
+    assert spec.control_cell.label == "perturb=none,attention=classical"  # both effects off
+    trials = spec.trials()
+    assert len(trials) == 4 * 2
+    assert [t.seed for t in trials] == [0, 0, 0, 0, 1, 1, 1, 1]  # cells interleaved within a seed
+
+
+def test_cell_value_replaces_base_option_and_one_value_axes_stay_out_of_labels():
+    spec = _spec({"lambda": [0, 0.3], "scope": ["all"]}, base="sgd:lambda=0.9,n-qubits=2")
+    assert [c.label for c in spec.cells] == ["lambda=0", "lambda=0.3"]
+    assert spec.cells[1].arm.name == "sgd:lambda=0.3,n_qubits=2,scope=all"
+    assert spec.cells[1].arm.options["lambda"] == 0.3 and spec.cells[1].arm.options["scope"] == "all"
+
+
+@pytest.mark.parametrize("axes, control, expected", [
+    ({"lambda": [0.5, 0.1, 0]}, None, "lambda=0"),
+    ({"perturb": ["sin", "cos", "none"]}, None, "perturb=none"),
+    ({"qubits": [2, 4, 8]}, None, "qubits=2"),  # no "off" value: the first cell
+    ({"lambda": [0.1, 0.5]}, None, "lambda=0.1"),
+    ({"perturb": ["sin", "none"], "attention": ["quantum", "classical"]}, "perturb=none,attention=quantum",
+     "perturb=none,attention=quantum"),
+    ({"lambda": [0, 0.5], "attention": ["quantum", "classical"]}, "lambda=0.5", "lambda=0.5,attention=classical"),
+])
+def test_control_selection(axes, control, expected):
+    assert _spec(axes, control).control_cell.label == expected
+
+
+@pytest.mark.parametrize("axes, control, message", [
+    ({"lambda": [0, 0.5]}, "lambda=0.3", "names no cell"),
+    ({"lambda": [0, 0.5]}, "perturb=none", "not swept"),
+    ({"lambda": [0, 0.5]}, "color=red", "unknown ablation axis"),
+    ({"lambda": [0, 0.5]}, "lambda", "axis=value"),
+])
+def test_bad_control(axes, control, message):
+    with pytest.raises(BadInput, match=message):
+        _spec(axes, control)
+
+
+@pytest.mark.parametrize("name, raw, message", [
+    ("lambda", "0,,0.5", "empty value"),
+    ("lambda", "0,abc", "not a number"),
+    ("lambda", "-1", ">= 0"),
+    ("perturb", "sin,tan", "not one of"),
+    ("scope", "tensors,everything", "not one of"),
+    ("qubits", "2,2.5", "not an integer"),
+    ("depth", "1,1", "twice"),
+])
+def test_bad_axis_values(name, raw, message):
+    with pytest.raises(BadInput, match=message):
+        parse_axis(name, raw)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _run(e2t: float | None, epoch_s: float = 1.0) -> dict:
+    """A RunResult record whose only interesting number is epochs-to-target."""
+    evals = [EvalPoint(1.0, 10, 0.5, {"val_accuracy": 0.95 if e2t else 0.6})]
+    epochs = [EpochRecord(1, 0.5, epoch_s, {"val_accuracy": 0.95 if e2t else 0.6})]
+    result = RunResult(evals, epochs, "val_accuracy", 0.9, e2t, 10)
+    return {"result": result.to_dict(), "key": None, "wall_s": 1.0}
+
+
+def _document(e2t_by_cell: list[list[float | None]]):
+    lambdas = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7][: len(e2t_by_cell)]
+    seeds = list(range(len(e2t_by_cell[0])))
+    spec = _spec({"lambda": lambdas}, seeds=seeds, train=TrainConfig(max_epochs=15))
+    trials = spec.trials()
+    index = {cell.label: i for i, cell in enumerate(spec.cells)}
+    records = [_run(e2t_by_cell[index[t.cell]][t.seed]) for t in trials]
+    return ablate_document(spec, trials, records)
+
+
+def test_holm_applied_across_cells_and_best_needs_it():
+    control = [8.0, 8.5, 9.0, 9.5, 10.0]
+    fast = [4.0, 4.2, 4.4, 4.6, 4.8]
+    doc = _document([control, fast, [8.2, 8.8, 9.1, 9.4, None]])
+    cells = doc["cells"]
+    assert cells[0]["control"] and cells[0]["p_value"] is None and cells[0]["p_holm"] is None
+    raw = [c["p_value"] for c in cells]
+    assert [c["p_holm"] for c in cells] == stats.holm(raw)
+    assert cells[1]["p_holm"] == pytest.approx(min(1.0, 2 * cells[1]["p_value"]))
+    assert cells[1]["verdict"] == "faster" and cells[1]["p_holm"] <= 0.05
+    assert doc["best"] == "lambda=0.1" and cells[1]["best"] and not cells[2]["best"]
+    assert cells[2]["epochs_to_target"]["success_rate"] == pytest.approx(0.8)  # the miss is counted, not dropped
+    assert doc["trials"][1]["result"]["epochs_to_target"] == fast[0]  # raw per-seed values are in the document
+
+    # The same winner among seven compared cells: its interval still separates, but
+    # after Holm (7 x 0.0079 > 0.05) it is no longer significant, so no "best".
+    many = _document([control, fast] + [list(control) for _ in range(6)])
+    assert many["cells"][1]["verdict"] == "faster"
+    assert many["cells"][1]["p_holm"] > 0.05
+    assert many["best"] is None
+
+
+# --------------------------------------------------------------------------- running
+
+
+def test_run_then_rerun_executes_nothing(tmp_path):
+    spec = _spec({"lambda": [0, 0.5]}, task_options=TINY)
+    kinds: Counter = Counter()
+    with ResultsStore(tmp_path / "r.db") as store:
+        first = run_ablate(spec, store=store)
+        second = run_ablate(spec, store=store, on_event=lambda kind, trial, payload: kinds.update([kind]))
+    assert first["executed"] == 4 and first["reused"] == 0
+    assert kinds["done"] == 0 and kinds["start"] == 0 and kinds["cached"] == 4
+    assert second["executed"] == 0
+    for a, b in zip(first["cells"], second["cells"]):
+        assert a["final_accuracy"] == b["final_accuracy"] and a["epochs_to_target"] == b["epochs_to_target"]
+
+
+def test_cli_json_plot_and_store(tmp_path):
+    db, out, plot = tmp_path / "r.db", tmp_path / "a.json", tmp_path / "p.png"
+    args = ["ablate", *TINY_FLAGS, "--attention", "classical", "--lambda", "0,0.5", "--store", str(db),
+            "--json", "--out", str(out), "--plot", str(plot)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert [c["label"] for c in doc["cells"]] == ["lambda=0", "lambda=0.5"]
+    assert doc["control"] == "lambda=0" and len(doc["trials"]) == 4
+    assert plot.exists() and (tmp_path / "p-curves.png").exists() and (tmp_path / "p-accuracy.png").exists()
+    table = CliRunner().invoke(app, [a for a in args if a not in ("--json",)])  # answered from the store
+    assert table.exit_code == 0 and "lambda=0.5" in table.output and "control" in table.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lambda", "0,,1"], "empty value"),
+    (["--lambda", "0,big"], "not a number"),
+    (["--perturb", "sin,tan"], "perturb"),
+    (["--scope", "somewhere"], "scope"),
+    (["--lambda", "0,1", "--control", "lambda=2"], "names no cell"),
+    (["--lambda", "0,1", "--seeds", "0"], "seeds must be >= 1"),
+    (["--lambda", "0,1", "--jobs", "0"], "jobs must be >= 1"),
+    ([], "at least one axis"),
+    (["--suite", "no-such-suite"], "unknown suite"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = CliRunner().invoke(app, ["ablate", "--store", str(tmp_path / "r.db"), *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_cli_interrupt_exits_130_saying_what_was_saved(monkeypatch, tmp_path):
+    def interrupted(spec, store, fresh, on_event, jobs):
+        on_event("done", spec.trials()[0], {})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("superpos_cli.cli.ablate.run_ablate", interrupted)
+    result = CliRunner().invoke(app, ["ablate", "--lambda", "0,1", "--store", str(tmp_path / "r.db")])
+    assert result.exit_code == 130
+    assert "1 new trial saved" in result.output
+
+
+def test_cli_runs_an_ablate_suite_with_flags_overriding(tmp_path):
+    suites = tmp_path / "suites.toml"
+    suites.write_text('[suites.tiny]\nkind = "ablate"\ntask = "textcls"\nseeds = 3\naxes = { lambda = [0, 0.5] }\n'
+                      'control = "lambda=0.5"\nmax_epochs = 1\nevals_per_epoch = 2\n'
+                      'task_options = { attention = "classical", n_train = 64, n_val = 64 }\n'
+                      '[suites.other]\nkind = "bench"\nmetrics = ["attention"]\n')
+    base = ["ablate", "--suites-file", str(suites), "--store", str(tmp_path / "r.db")]
+    result = CliRunner().invoke(app, [*base, "--suite", "tiny", "--seeds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["seeds"] == [0] and doc["control"] == "lambda=0.5" and doc["task_options"]["kind"] == "classical"
+    wrong = CliRunner().invoke(app, [*base, "--suite", "other"])
+    assert wrong.exit_code == 2 and "bench suite" in wrong.output

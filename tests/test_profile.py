@@ -1,0 +1,71 @@
+"""superpos profile: the JSON contract on a tiny configuration, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from superpos_cli.cli.app import app
+from superpos_cli.errors import BadInput
+from superpos_cli.experiments.profile import ProfileSpec, interleaved_runs, parse_parts
+
+runner = CliRunner()
+
+REFERENCE = {"circuit": "ratio_vs_aer", "attention": "ratio_vs_classical", "optimizer": "ratio_vs_fused_adam",
+             "epoch": "break_even_speedup"}
+
+
+def test_profile_json_has_every_part_with_ratios(tmp_path):
+    out = tmp_path / "profile.json"
+    result = runner.invoke(app, ["profile", "--quick", "--qubits", "4", "--depth", "2", "--repeats", "1",
+                                 "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert json.loads(out.read_text()) == doc
+    assert {"machine", "versions", "peak_memory_mb"} <= set(doc)
+    for part, ratio in REFERENCE.items():
+        rows = doc[part]
+        assert rows, part
+        for row in rows:
+            assert row["min"] <= row["median"] <= row["max"], (part, row["name"])
+            assert row[ratio] > 0, (part, row["name"])
+        assert doc["peak_memory_mb"][part] > 0
+    assert {r["backend"] for r in doc["circuit"]} >= {"fourier", "aer"}
+    assert all(r["circuits_per_s"] > 0 for r in doc["circuit"])
+    assert next(r for r in doc["circuit"] if r["backend"] == "aer")["ratio_vs_aer"] == pytest.approx(1.0)
+    epoch = {r["name"]: r for r in doc["epoch"]}
+    assert set(epoch) == {"adam+classical", "adam+quantum", "sgd+classical", "sgd+quantum"}
+    assert epoch["adam+classical"]["overhead"] == 0.0
+    for row in epoch.values():
+        assert row["break_even_speedup"] == pytest.approx(1 + row["overhead"])
+    assert any(r.get("compile_s") is not None or r["path"] == "foreach" for r in doc["optimizer"])
+
+
+def test_profile_table_for_selected_parts():
+    result = runner.invoke(app, ["profile", "--quick", "--parts", "epoch", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    assert "per epoch" in result.output and "break-even" in result.output
+    assert "circuit evaluation" not in result.output
+
+
+@pytest.mark.parametrize("args", [["--qubits", "0"], ["--qubits", "two"], ["--depth", "0"],
+                                  ["--parts", "circuit,warp"], ["--repeats", "0"]])
+def test_bad_values_exit_2(args):
+    result = runner.invoke(app, ["profile", *args])
+    assert result.exit_code == 2
+    assert "error:" in result.output
+
+
+def test_parse_parts_and_spec():
+    assert parse_parts("all") == ("circuit", "attention", "optimizer", "epoch")
+    assert parse_parts("optimizer, circuit") == ("optimizer", "circuit")
+    with pytest.raises(BadInput):
+        ProfileSpec(qubits=(2, 0))
+
+
+def test_interleaving_alternates_order():
+    calls = []
+    interleaved_runs({k: (lambda k=k: calls.append(k)) for k in "ABC"}, repeats=2, warmup=0)
+    assert calls == list("ABCCBA")

@@ -1,0 +1,113 @@
+"""benchmarks.toml: every shipped suite loads; each kind of mistake names suite, key and expectation."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from superpos_cli.errors import BadInput
+from superpos_cli.experiments.suites import (AblateSuite, BenchCompare, BenchSuite, CompareSuite, default_path,
+                                             get_suite, load_suites)
+
+SHIPPED = Path(__file__).resolve().parents[1] / "benchmarks.toml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "benchmarks.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_every_shipped_suite_loads():
+    suites = load_suites(SHIPPED)
+    assert {"paper-textcls", "paper-gsm8k", "ablate-lambda", "ablate-perturb", "ablate-factorial", "ci"} <= set(suites)
+    for name, suite in suites.items():
+        assert suite.name == name
+        if isinstance(suite, CompareSuite):
+            assert suite.to_compare_spec().arms
+        elif isinstance(suite, AblateSuite):
+            assert suite.to_ablate_spec().cells
+
+    paper = suites["paper-textcls"]
+    assert paper.arms == ("adam", "sgd:lambda=0.1", "sgd:lambda=0.5")
+    assert paper.task_options == {"kind": "quantum"}  # CLI name "attention" mapped like cli/options does
+    spec = paper.to_compare_spec()
+    assert spec.train.max_epochs == 15 and spec.train.target == 0.9 and spec.seeds == [0, 1, 2, 3, 4]
+
+    assert suites["paper-gsm8k"].task == "gsm8k" and suites["paper-gsm8k"].task_options == {"limit": 500}
+    assert suites["paper-gsm8k"].seeds == 3
+
+    factorial = suites["ablate-factorial"].to_ablate_spec()
+    assert len(factorial.cells) == 4 and factorial.control_cell.label == "perturb=none,attention=classical"
+    assert suites["ablate-lambda"].axes == {"lambda": (0.0, 0.1, 0.3, 0.5, 0.7)}
+
+    ci = suites["ci"]
+    assert isinstance(ci, BenchSuite) and ci.repeats == 5 and ci.fail_on == 0.10
+    assert ci.threshold("optimizer_step") == 0.15 and ci.threshold("attention") == 0.10
+    assert ci.compare == BenchCompare(task="textcls", arms=("adam", "sgd"), seeds=2, max_epochs=4)
+
+
+def test_get_suite_lists_known_names():
+    assert get_suite("ci", SHIPPED).kind == "bench"
+    with pytest.raises(BadInput, match="unknown suite 'nope'; known suites: paper-textcls"):
+        get_suite("nope", SHIPPED)
+
+
+def test_default_path_prefers_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert default_path() == SHIPPED
+    _write(tmp_path, '[suites.x]\nkind = "bench"\nmetrics = ["attention"]\n')
+    assert default_path() == Path("benchmarks.toml")
+    assert list(load_suites()) == ["x"]
+
+
+@pytest.mark.parametrize("body, message", [
+    # unknown key
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseed = 3',
+     "suite 's': unknown key 'seed'; allowed: kind, description, task, arms, seeds"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lamda = [0, 0.5] }', "unknown ablation axis 'lamda'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ntask_options = { atention = "quantum" }',
+     "unknown key task_options.'atention'"),
+    ('kind = "bench"\nmetrics = ["attention"]\ncompare = { task = "textcls", arms = ["adam"], epochs = 2 }',
+     "suite 's': compare: unknown key 'epochs'"),
+    # wrong type
+    ('kind = "compare"\ntask = "textcls"\narms = "adam"', "key 'arms' must be a list of strings, got a string 'adam'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseeds = "5"', "key 'seeds' must be an integer, got a string"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseeds = 2.5', "key 'seeds' must be an integer, got a number"),
+    ('kind = "bench"\nmetrics = ["attention"]\nfail_on = true', "key 'fail_on' must be a number, got a boolean"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = 0.5 }', "axes.lambda must be a list of values"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = [0, "big"] }', "'big' is not a number"),
+    # missing field
+    ('kind = "compare"\ntask = "textcls"', "suite 's': missing key 'arms' (a list of strings)"),
+    ('kind = "ablate"\ntask = "textcls"', "missing key 'axes'"),
+    ('kind = "bench"', "missing key 'metrics'"),
+    ('task = "textcls"', "key 'kind' must be one of compare, ablate, bench, got missing"),
+    # unknown kind
+    ('kind = "sweep"\ntask = "textcls"', "key 'kind' must be one of compare, ablate, bench, got 'sweep'"),
+    # bad values
+    ('kind = "compare"\ntask = "mnist"\narms = ["adam"]', "key 'task' must be one of textcls, gsm8k"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam", "sgd:lamda=1"]', "unknown optimizer option 'lamda'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ntarget = 1.5', "key 'target' must be in (0, 1)"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = [0, 0.5] }\ncontrol = "lambda=0.3"', "names no cell"),
+    ('kind = "bench"\nmetrics = ["attention"]\nthresholds = { optimizer_step = 0.1 }',
+     "thresholds.optimizer_step names a metric not in 'metrics'"),
+])
+def test_mistakes_name_suite_key_and_expectation(tmp_path, body, message):
+    path = _write(tmp_path, "[suites.s]\n" + body + "\n")
+    with pytest.raises(BadInput) as err:
+        load_suites(path)
+    text = str(err.value)
+    assert text.startswith("benchmarks.toml: suite 's'")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        load_suites(tmp_path / "missing.toml")
+    with pytest.raises(BadInput, match="not valid TOML"):
+        load_suites(_write(tmp_path, "[suites.s\n"))
+    with pytest.raises(BadInput, match="unknown top-level key 'suite'"):
+        load_suites(_write(tmp_path, '[suite.s]\nkind = "bench"\n'))
