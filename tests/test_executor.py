@@ -6,6 +6,7 @@ import multiprocessing
 from collections import Counter
 
 import pytest
+import torch
 
 from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
@@ -48,7 +49,16 @@ class Events:
 
 @pytest.fixture(scope="module")
 def sequential():
-    return execute(_trials())
+    """The trials run in this process; the executor gives them the same thread
+    count as each worker, whatever this process had."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        records = execute(_trials())
+        assert torch.get_num_threads() == 2  # restored
+        return records
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_jobs_2_matches_jobs_1_and_stores_every_trial(sequential, tmp_path):

@@ -129,6 +129,17 @@ def test_missing_file_and_bad_options(tmp_path):
         GSM8KConfig(loss_on="prompt")
     with pytest.raises(BadInput, match="--model"):
         build_gsm8k_task(lora_rank=4)
+    with pytest.raises(BadInput, match="unknown option 'lr'"):
+        build_gsm8k_task(lr=0.1)
+    with pytest.raises(BadInput, match="built-in model only"):
+        build_gsm8k_task(hf_model_path=str(tmp_path), kind="quantum")
+
+
+def test_build_from_flat_cli_options():
+    task = build_gsm8k_task(seed=5, limit=10, kind="quantum", n_qubits=2, d_model=32, loss_on="all")
+    assert task.cfg.seed == 5 and task.cfg.loss_on == "all" and task.cfg.model.d_model == 32
+    assert task.cfg.model.attention.kind == "quantum" and task.cfg.model.attention.n_qubits == 2
+    assert build_gsm8k_task(limit=10).cfg.model.attention.kind == "classical"
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -194,8 +205,8 @@ def adamw(model):
 
 def test_train_runs_with_final_metrics_tokens_and_grad_accum():
     task = GSM8KTask(small_cfg(limit=12))  # 11 training examples
-    cfg = paper_train_config(task, seed=0, grad_accum=3, evals_per_epoch=2)
-    assert cfg.warmup_steps == 1 and cfg.max_epochs == 1 and cfg.grad_clip == 1.0
+    cfg = paper_train_config(seed=0, grad_accum=3, evals_per_epoch=2)
+    assert cfg.effective_warmup(4) == 1 and cfg.max_epochs == 1 and cfg.grad_clip == 1.0
     events = []
     result = train(task, adamw, cfg, progress=lambda e, info: events.append((e, info)))
     assert result.steps == 4  # ceil(11 / 3): the trailing group of two steps too
@@ -210,13 +221,12 @@ def test_train_runs_with_final_metrics_tokens_and_grad_accum():
 
 
 def test_paper_train_config_caps_warmup():
-    task = GSM8KTask(small_cfg(limit=200))  # 180 training examples
-    assert paper_train_config(task, seed=1).warmup_steps == 18
-    assert paper_train_config(task, seed=1, grad_accum=4).warmup_steps == 5
-    big = paper_train_config(task, seed=1, max_epochs=40)
-    assert big.warmup_steps == 500 and 0 < big.target < 1
+    cfg = paper_train_config(seed=1)
+    assert cfg.effective_warmup(180) == 18  # 10% of a 180-step run
+    assert cfg.effective_warmup(45) == 5
+    assert cfg.effective_warmup(40 * 180) == 500 and 0 < cfg.target < 1
     with pytest.raises(BadInput, match="grad-accum"):
-        paper_train_config(task, seed=1, grad_accum=0)
+        paper_train_config(seed=1, grad_accum=0)
 
 
 class Regression:

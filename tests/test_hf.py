@@ -58,7 +58,7 @@ def test_tokenizer_adapter(checkpoint):
 def test_full_fine_tuning_through_the_loop(checkpoint):
     task = hf_task(checkpoint)
     assert task.describe()["tokenizer"]["vocab_size"] == task.tokenizer.vocab_size
-    cfg = paper_train_config(task, seed=0, evals_per_epoch=2, grad_accum=2)
+    cfg = paper_train_config(seed=0, evals_per_epoch=2, grad_accum=2)
     result = train(task, lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01), cfg)
     assert result.steps == 5 and math.isfinite(result.mean_train_loss)
     assert math.isfinite(result.final_metrics["val_loss"]) and 0 <= result.final_metrics["val_accuracy"] <= 1
@@ -74,7 +74,7 @@ def test_lora_trains_only_the_adapters(checkpoint):
         built.append(model)
         return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
 
-    result = train(task, make_optimizer, paper_train_config(task, seed=0, evals_per_epoch=1))
+    result = train(task, make_optimizer, paper_train_config(seed=0, evals_per_epoch=1))
     assert math.isfinite(result.mean_train_loss)
     trained = dict(built[0].named_parameters())
     trainable = [name for name, p in trained.items() if p.requires_grad]

@@ -33,7 +33,7 @@ def ablate(
     control: Annotated[Optional[str], typer.Option("--control", help="Control cell, e.g. 'perturb=none,attention=classical' (default: lambda 0 / perturb none / classical attention, else the first cell).")] = None,
     suite: Annotated[Optional[str], typer.Option("--suite", help="Run an ablate suite from benchmarks.toml; flags override it, axis flags add or replace axes.")] = None,
     suites_file: Annotated[Optional[Path], typer.Option("--suites-file", help="Suite file (default ./benchmarks.toml, else the shipped one).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; the cores are divided among them.")] = 1,
+    jobs: o.Jobs = 1,
     task: Annotated[Optional[str], typer.Option("--task", help="Task: textcls or gsm8k (default textcls).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Number of paired seeds (default 5).")] = None,
     seed_offset: o.SeedOffset = 0,

@@ -16,7 +16,7 @@ _LAYOUT: dict[str, tuple[str, str, str, list[tuple[str, str, int]]]] = {
     "circuit": ("circuit evaluation (seconds per call)", "ratio_vs_aer", "x aer",
                 [("circuits_per_s", "circuits/s", 0), ("batch", "batch", 0)]),
     "attention": ("attention forward+backward (seconds)", "ratio_vs_classical", "x classical", []),
-    "optimizer": ("optimizer step, 16.8M parameters (seconds)", "ratio_vs_fused_adam", "x fused adam",
+    "optimizer": ("optimizer step per variant (seconds)", "ratio_vs_fused_adam", "x fused adam",
                   [("compile_s", "compile s", 1)]),
     "epoch": ("textcls training time per epoch (seconds)", "break_even_speedup", "break-even",
               [("overhead", "overhead", 1), ("steps", "steps", 0)]),
@@ -32,7 +32,7 @@ def _label(part: str, row: dict[str, Any]) -> str:
         s = row["shape"]
         name += f" B={s['B']} H={s['H']} T={s['T']} d_k={s['d_k']}"
     if part == "optimizer":
-        name += f" {row.get('scope') or ''} {row.get('path') or ''}".rstrip()
+        name = " ".join(str(v) for v in (name, row.get("scope"), row.get("path")) if v)
     return name
 
 
@@ -60,6 +60,7 @@ def profile(
     repeats: Annotated[Optional[int], typer.Option("--repeats", help="Timed repeats per figure (min/median/max); default 5, 2 with --quick.")] = None,
     epoch_steps: Annotated[Optional[int], typer.Option("--epoch-steps", help="epoch: steps per sample (default one full epoch).")] = None,
     lm: Annotated[bool, typer.Option("--lm", help="Add the lm part: tokens/s of the built-in GSM8K GPT.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads while timing (default: torch's).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes and 2 repeats: a smoke run, not a measurement.")] = False,
     json_: o.Json = False,
     out: o.Out = None,
@@ -69,7 +70,7 @@ def profile(
     if lm and "lm" not in selected:
         selected += ("lm",)
     values = dict(qubits=parse_int_list(qubits, "--qubits"), depths=parse_int_list(depth, "--depth"),
-                  parts=selected, epoch_steps=epoch_steps)
+                  parts=selected, epoch_steps=epoch_steps, threads=threads)
     if repeats is not None:
         values["repeats"] = repeats
     spec = quick_spec(**values) if quick else ProfileSpec(**values)

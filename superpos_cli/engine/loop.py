@@ -24,12 +24,13 @@ SCHEDULES = ("constant", "warmup-linear")
 class TrainConfig:
     """How long and how to train; ``seed`` fixes initialisation, data order and dropout."""
 
-    max_epochs: int = 15
+    max_epochs: int = 12
     evals_per_epoch: int = 10
     target: float = 0.90
     grad_clip: float | None = None
     schedule: str = "constant"
     warmup_steps: int = 0
+    warmup_cap: float = 1.0  # warmup takes at most this fraction of all optimizer steps (small runs)
     seed: int = 0
     grad_accum: int = 1  # batches whose gradients are summed into one optimizer step
 
@@ -46,8 +47,16 @@ class TrainConfig:
             raise BadInput(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.warmup_steps < 0:
             raise BadInput(f"warmup-steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 < self.warmup_cap <= 1.0:
+            raise BadInput(f"warmup-cap must be in (0, 1], got {self.warmup_cap}")
         if self.grad_accum < 1:
             raise BadInput(f"grad-accum must be >= 1, got {self.grad_accum}")
+
+    def effective_warmup(self, total_steps: int) -> int:
+        """Warmup steps actually used: ``warmup_steps`` capped at ``warmup_cap`` of the run."""
+        if self.warmup_steps == 0:
+            return 0
+        return min(self.warmup_steps, max(1, math.ceil(self.warmup_cap * total_steps)))
 
 
 @dataclass
@@ -139,7 +148,7 @@ def lr_multiplier(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     """LambdaLR factor: constant, or linear warmup to 1 then linear decay to 0."""
     if cfg.schedule == "constant":
         return lambda step: 1.0
-    warmup = cfg.warmup_steps
+    warmup = cfg.effective_warmup(total_steps)
 
     def factor(step: int) -> float:
         if step < warmup:

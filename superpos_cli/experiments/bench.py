@@ -9,11 +9,10 @@ All metrics are smaller-is-better except ``final_accuracy``.
 * ``optimizer_step``: SuperpositionalAdam's paper preset (``sgd``, lambda 0.5,
   scope tensors) / ``torch.optim.Adam(fused=True)``, one step on the 16.8M
   parameter set of :mod:`.profile_optimizer` (fixed seeded gradients).
-* ``attention``: forward + backward at B=32, H=4, T=64, d_k=16 of QuantumAttention
-  (fourier, 4 qubits, depth 2) / classical attention, ``torch.nn.MultiheadAttention``
-  (torch's code, so nothing superpos changes can move the reference).
-* ``fourier_circuits``: the fourier backend's evaluation of one attention layer's
-  524,288 circuits / a plain eager torch evaluation of the same trigonometric
+* ``attention``: QuantumAttention forward + backward, quantum (fourier, 4 qubits,
+  depth 2) / classical (Phi off, the same weights), at B=32, H=4, T=64, d_k=16.
+* ``fourier_circuits``: the fourier backend's evaluation of eight attention layers'
+  8 x 524,288 circuits / a plain eager torch evaluation of the same trigonometric
   polynomial (cos and sin of each harmonic, summed): the inverse of its circuits/s
   relative to a machine-independent reference kernel.
 * ``epoch_overhead``: per-epoch training time on textcls, sgd+quantum /
@@ -53,6 +52,13 @@ CONVERGENCE_EVALS_PER_EPOCH = 4
 
 ProgressFn = Callable[[str], None]
 
+# Thresholds beneath the suite's own (a suite's ``thresholds`` table wins), for
+# metrics whose run-to-run spread on a loaded 2-core machine exceeds the usual 10%:
+# fourier_circuits times ~10 ms calls and spread 20% (max/min of 5 run medians),
+# which made 1 of 20 pairs of unchanged runs fail at 10%. A 2x slowdown is still
+# far outside 25%.
+NOISE_THRESHOLDS = {"fourier_circuits": 0.25}
+
 
 @dataclass(frozen=True)
 class BenchSizes:
@@ -62,8 +68,10 @@ class BenchSizes:
     optimizer_inner: int = 6  # steps of each side per repeat
     attention_shape: tuple[int, int, int, int] = (32, 4, 64, 16)  # (B, H, T, d_k)
     attention_inner: int = 12
-    fourier_n: int = 32 * 4 * 64 * 64  # one attention layer's scores
-    fourier_inner: int = 30
+    # 8 attention layers' scores per call: at one layer (~1 ms a call) scheduling
+    # jitter on a loaded 2-core machine spread the ratio 50% run to run.
+    fourier_n: int = 8 * 32 * 4 * 64 * 64
+    fourier_inner: int = 10
     epoch_steps: int | None = None  # None: one full textcls epoch per call
     epoch_inner: int = 3  # calls of each side per repeat
     compare_overrides: dict[str, Any] = field(default_factory=dict)  # seeds, max_epochs, task_options
@@ -71,7 +79,9 @@ class BenchSizes:
 
 FULL = BenchSizes()
 QUICK = BenchSizes(
-    optimizer_shapes=((512, 512),) * 3,  # 0.8M: below the size where sgd compiles its fused kernel
+    # 2.1M: large enough for sgd's compiled fused kernel (the CI path); below 1M the
+    # step is Python overhead and the ratio spread 2x within a run.
+    optimizer_shapes=((1024, 1024),) * 2,
     optimizer_inner=10,
     attention_shape=(4, 4, 16, 16),
     attention_inner=6,
@@ -207,33 +217,32 @@ def bench_optimizer_step(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
 
 
 def bench_attention(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
-    """Reference: ``torch.nn.MultiheadAttention``, not QuantumAttention with Phi off.
+    """Reference: the same QuantumAttention with Phi off (the classical control arm),
+    same weights and input, so the ratio isolates the cost of the quantum term.
 
-    The reference must not run superpos code: a slowdown (or a regression) in code
-    that both sides share, e.g. QuantumAttention's projections or masking, would
-    cancel in a ratio to QuantumAttention's own classical mode.
+    Measured against torch.nn.MultiheadAttention instead, the ratio spread 17% over
+    five runs here (vs 5%): the shared code path makes the two sides' noise move
+    together. The price: a slowdown in code both sides share cancels; the slowdown
+    hook (SUPERPOS_TEST_SLOWDOWN=attention=k) acts on the Phi term only.
     """
     from superpos_cli.models.attention import QuantumAttention
     from superpos_cli.quantum import CircuitSpec
 
     B, H, T, d_k = sizes.attention_shape
     torch.manual_seed(0)
+    classical = QuantumAttention(H * d_k, H)
     quantum = QuantumAttention(H * d_k, H, circuit=CircuitSpec(n_qubits=4, depth=2), backend="fourier")
-    classical = torch.nn.MultiheadAttention(H * d_k, H, batch_first=True)
+    quantum.load_state_dict(classical.state_dict(), strict=False)
     x = torch.randn(B, T, H * d_k)  # (B, T, D)
 
-    def quantum_step() -> None:
-        quantum.zero_grad(set_to_none=True)
-        quantum(x).sum().backward()
+    def step(module) -> None:
+        module.zero_grad(set_to_none=True)
+        module(x).sum().backward()
 
-    def classical_step() -> None:
-        classical.zero_grad(set_to_none=True)
-        classical(x, x, x, need_weights=False)[0].sum().backward()
-
-    ratios, m, r = ratio_samples(quantum_step, classical_step, repeats, sizes.attention_inner)
-    return _timing_entry(ratios, m, r, "x torch attention",
-                         f"QuantumAttention (fourier, 4 qubits, depth 2) / torch.nn.MultiheadAttention, "
-                         f"forward+backward, B={B} H={H} T={T} d_k={d_k}", shape=[B, H, T, d_k])
+    ratios, m, r = ratio_samples(lambda: step(quantum), lambda: step(classical), repeats, sizes.attention_inner)
+    return _timing_entry(ratios, m, r, "x classical attention",
+                         f"QuantumAttention forward+backward, quantum (fourier, 4 qubits, depth 2) / Phi off, "
+                         f"B={B} H={H} T={T} d_k={d_k}", shape=[B, H, T, d_k])
 
 
 def bench_fourier_circuits(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
@@ -324,13 +333,16 @@ def run_bench(spec: BenchSpec, progress: ProgressFn | None = None) -> dict[str, 
     torch.set_num_threads(spec.threads)
     started = time.perf_counter()
     metrics: dict[str, dict[str, Any]] = {}
+    wall: dict[str, float] = {}
     try:
         for name in spec.metrics:
             progress(name)
+            metric_started = time.perf_counter()
             if name == "convergence":
                 metrics.update(bench_convergence(spec.suite, spec.sizes, progress))
             else:
                 metrics[name] = _TIMING[name](spec.repeats, spec.sizes)
+            wall[name] = time.perf_counter() - metric_started
     finally:
         torch.set_num_threads(threads)
     commit = git_commit()
@@ -344,6 +356,7 @@ def run_bench(spec: BenchSpec, progress: ProgressFn | None = None) -> dict[str, 
                    "metrics": list(spec.metrics), "sizes": asdict(spec.sizes)},
         "metrics": metrics,
         "wall_s": time.perf_counter() - started,
+        "metric_wall_s": wall,
         "machine": machine_info(),
         "versions": versions(),
     }
@@ -372,6 +385,7 @@ def load_record(path: Path) -> dict[str, Any]:
 def gate(record: dict[str, Any], baseline: dict[str, Any], fail_on: float,
          thresholds: dict[str, float]) -> dict[str, Any]:
     """The comparison section of the bench document; ``regressed`` lists failing metrics."""
+    thresholds = {**{k: max(v, fail_on) for k, v in NOISE_THRESHOLDS.items()}, **thresholds}
     decisions = compare_records(record, baseline, fail_on, thresholds)
     return {
         "fail_on": fail_on,

@@ -62,9 +62,9 @@ class CompareSpec:
 
 
 def run_compare(spec: CompareSpec, store: ResultsStore | None = None, fresh: bool = False,
-                on_event: EventCallback | None = None) -> dict[str, Any]:
+                on_event: EventCallback | None = None, jobs: int = 1) -> dict[str, Any]:
     """Run every trial and return the compare document (the JSON contract)."""
-    records = execute(spec.trials(), store=store, fresh=fresh, on_event=on_event)
+    records = execute(spec.trials(), store=store, fresh=fresh, on_event=on_event, jobs=jobs)
     return compare_document(spec, records)
 
 

@@ -6,24 +6,32 @@ trials from the store and runs only what is missing.
 
 ``jobs > 1`` runs the missing trials in worker processes
 (:class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` context: a forked
-child of a process whose torch thread pool already started can deadlock). The
-machine's cores are divided among the workers (``torch.set_num_threads(cores //
-jobs)`` in each worker) so they do not oversubscribe the CPU. Only the parent
-writes the store, as each result arrives; records come back in trial order, and
-their numbers equal a ``jobs=1`` run's: a trial's numbers depend only on its
-seed and configuration (explicit generators, ``torch.manual_seed`` per trial),
-never on which process ran it or what ran before.
+child of a process whose torch thread pool already started can deadlock). Only
+the parent writes the store, as each result arrives; records come back in trial
+order, and their numbers equal a ``jobs=1`` run's: a trial's numbers depend only
+on its seed and configuration (explicit generators, ``torch.manual_seed`` per
+trial), never on which process ran it or what ran before.
+
+Every trial runs with ``TRIAL_THREADS`` (1) torch intra-op thread, in this
+process or a worker. The models here are small: a second thread gains little
+and, on a loaded machine, made steps 10x slower; one thread per trial also keeps
+per-epoch timings comparable across arms, and makes ``jobs=1`` and ``jobs=N``
+bit-identical (the thread count changes how float reductions are split). Use
+``jobs`` to occupy more cores. Each record keeps its ``torch_threads``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.store import ResultsStore
@@ -33,6 +41,8 @@ from superpos_cli.experiments.trials import TrialSpec, run_trial
 # With jobs > 1 the parent sees no "start"/"progress" (they happen in a worker);
 # "done" arrives as each result does, in completion order.
 EventCallback = Callable[[str, TrialSpec, dict[str, Any]], None]
+
+TRIAL_THREADS = 1  # torch intra-op threads per trial (module docstring)
 
 
 def execute(
@@ -64,8 +74,9 @@ def execute(
         if on_event:
             on_event("cached", trial, cached)
 
-    def finish(i: int, record: dict[str, Any]) -> None:
+    def finish(i: int, record: dict[str, Any], threads: int) -> None:
         record["key"] = keys[i]
+        record.setdefault("torch_threads", threads)  # float rounding of reductions depends on it
         if store is not None:
             store.put(keys[i], record, kind="trial", sweep=sweep)
         records[i] = record
@@ -78,17 +89,19 @@ def execute(
             if on_event:
                 on_event("start", trial, {})
             progress = (lambda event, info, t=trial: on_event("progress", t, {"event": event, **info})) if on_event else None
-            finish(i, run_trial(trial, progress))
+            with _torch_threads(TRIAL_THREADS):
+                record = run_trial(trial, progress)
+            finish(i, record, TRIAL_THREADS)
     else:
         _run_parallel(trials, pending, min(jobs, len(pending)), finish)
     return records  # type: ignore[return-value]  # every slot is filled above
 
 
 def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
-                  finish: Callable[[int, dict[str, Any]], None]) -> None:
+                  finish: Callable[[int, dict[str, Any], int], None]) -> None:
     """Run ``trials[i]`` for ``i`` in ``pending`` on ``jobs`` workers, calling
-    ``finish(i, record)`` in the parent as each completes."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ``finish(i, record, threads)`` in the parent as each completes."""
+    threads = TRIAL_THREADS
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
     futures: dict[Future, int] = {}
@@ -99,7 +112,7 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
             done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
             # In submission order within a batch, so ties resolve the same way every run.
             for future in sorted(done, key=futures.__getitem__):
-                finish(futures[future], future.result())  # a trial's exception propagates here
+                finish(futures[future], future.result(), threads)  # a trial's exception propagates here
     except BaseException:
         # KeyboardInterrupt, or a trial that failed: nothing more will be collected,
         # so drop what has not started and stop the workers now rather than let
@@ -109,6 +122,16 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
         _stop_workers(pool)
         raise
     pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

@@ -58,6 +58,7 @@ class ProfileSpec:
     epoch_steps: int | None = None  # None: one full epoch per sample
     lm_steps: int = 8
     seed: int = 0
+    threads: int | None = None  # torch threads while timing; None: leave torch's setting
 
     def __post_init__(self) -> None:
         if not self.qubits or any(q < 1 for q in self.qubits):
@@ -69,6 +70,8 @@ class ProfileSpec:
             raise BadInput(f"unknown part {unknown[0] if unknown else '(none)'!r}; allowed: {', '.join(PARTS)}")
         if self.repeats < 1:
             raise BadInput(f"repeats must be >= 1, got {self.repeats}")
+        if self.threads is not None and self.threads < 1:
+            raise BadInput(f"threads must be >= 1, got {self.threads}")
         if self.epoch_steps is not None and self.epoch_steps < 1:
             raise BadInput(f"epoch steps must be >= 1, got {self.epoch_steps}")
 
@@ -255,6 +258,9 @@ def lm_available() -> bool:
 def profile_lm(repeats: int = 5, steps: int = 8, seed: int = 0, limit: int = 64) -> list[dict[str, Any]]:
     """Training tokens/s of the built-in GPT on generated GSM8K problems, adam vs sgd.
 
+    Tokens are the task's ``batch_tokens`` (the answer tokens the loss is taken on,
+    the same count ``compare`` reports as tokens/s).
+
     ``median``/``min``/``max`` are tokens/s (higher is better); ``ratio_vs_adam`` is
     the arm's median tokens/s over adam's.
     """
@@ -324,17 +330,24 @@ def run_profile(spec: ProfileSpec, progress: ProgressFn | None = None) -> dict[s
     progress = progress or (lambda message: None)
     doc: dict[str, Any] = {"spec": asdict(spec)}
     memory: dict[str, float] = {}
-    for part in PARTS:
-        if part not in spec.parts:
-            continue
-        with PeakRSS() as peak:
-            started = time.perf_counter()
-            rows = _RUNNERS[part](spec, progress)
-        for row in rows:
-            row.setdefault("part", part)
-        doc[part] = rows
-        memory[part] = peak.mb
-        doc.setdefault("wall_s", {})[part] = time.perf_counter() - started
+    threads = torch.get_num_threads()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    try:
+        for part in PARTS:
+            if part not in spec.parts:
+                continue
+            with PeakRSS() as peak:
+                started = time.perf_counter()
+                rows = _RUNNERS[part](spec, progress)
+            for row in rows:
+                row.setdefault("part", part)
+            doc[part] = rows
+            memory[part] = peak.mb
+            doc.setdefault("wall_s", {})[part] = time.perf_counter() - started
+        doc["torch_threads"] = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
     doc["peak_memory_mb"] = memory
     doc["machine"] = machine_info()
     doc["versions"] = versions()

@@ -51,7 +51,7 @@ def arm_summary(runs: list[RunResult], max_epochs: int, seed: int = 0) -> dict[s
         values = [v for v in values if v is not None]
         if values:
             out.setdefault("final_metrics", {})[name] = {"mean": statistics.fmean(values), "per_seed": values}
-    tokens = [r.train_tokens / r.train_time_s for r in runs if getattr(r, "train_tokens", 0) and r.train_time_s]
+    tokens = [r.tokens_per_s for r in runs if r.tokens_per_s is not None]
     if tokens:
         out["tokens_per_s"] = {"median": statistics.median(tokens), "per_seed": tokens}
     out["curves"] = [[(p.epoch, p.metrics.get(metric) if metric else p.train_loss) for p in r.evals] for r in runs]

@@ -12,7 +12,7 @@ attention a real token never sees a later pad, so no padding mask is needed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -66,9 +66,6 @@ class GPTConfig:
             raise BadInput(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise BadInput(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _init_weights(module: nn.Module) -> None:

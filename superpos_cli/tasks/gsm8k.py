@@ -47,7 +47,7 @@ import json
 import math
 import random
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -323,9 +323,9 @@ class GSM8KTask:
         problems = self.val_problems[: self.cfg.eval_examples]
         if not problems:
             return {}
-        bos = [self.tokenizer.bos_id] if self.tokenizer.bos_id is not None else []
-        prompts = [bos + self.tokenizer.encode(PROMPT_TEMPLATE.format(question=p["question"])) for p in problems]
         tok = self.tokenizer
+        bos = [tok.bos_id] if tok.bos_id is not None else []
+        prompts = [bos + tok.encode(PROMPT_TEMPLATE.format(question=p["question"])) for p in problems]
         outputs: list[list[int]] = []
         for start in range(0, len(prompts), DECODE_BATCH):
             with self._autocast():
@@ -354,48 +354,48 @@ class GSM8KTask:
         return info
 
 
-def paper_train_config(task: GSM8KTask, seed: int, **overrides: Any) -> TrainConfig:
-    """The paper's schedule for ``task``: one epoch, 500 warmup steps (capped at 10% of the
-    optimizer steps) then linear decay to 0, gradient clipping 1.0; ``overrides`` are
-    TrainConfig fields (``grad_accum``, ``max_epochs``, ``evals_per_epoch`` ...).
-    lr and weight decay belong to the optimizer: :data:`PAPER_LR`, :data:`PAPER_WEIGHT_DECAY`."""
-    grad_accum = overrides.get("grad_accum", 1)
-    max_epochs = overrides.get("max_epochs", 1)
-    if not isinstance(grad_accum, int) or grad_accum < 1:
-        raise BadInput(f"grad-accum must be an integer >= 1, got {grad_accum!r}")
-    steps = math.ceil(task.steps_per_epoch() / grad_accum) * max_epochs
-    settings: dict[str, Any] = dict(
-        max_epochs=1,
-        evals_per_epoch=10,
-        schedule="warmup-linear",
-        warmup_steps=min(PAPER_WARMUP_STEPS, max(1, math.ceil(WARMUP_CAP_FRACTION * steps))),
-        grad_clip=PAPER_GRAD_CLIP,
-        seed=seed,
-    )
-    settings.update(overrides)
-    return TrainConfig(**settings)
+PAPER_SCHEDULE: dict[str, Any] = dict(
+    max_epochs=1,
+    evals_per_epoch=10,
+    schedule="warmup-linear",
+    warmup_steps=PAPER_WARMUP_STEPS,
+    warmup_cap=WARMUP_CAP_FRACTION,
+    grad_clip=PAPER_GRAD_CLIP,
+)
 
 
-def build_gsm8k_task(
-    *,
-    data: str | None = None,
-    limit: int | None = None,
-    model: str | None = None,
-    lora_rank: int = 0,
-    loss_on: str = "answer",
-    skip_bad: bool = False,
-    seed: int = 0,
-    context: int = 2048,
-    attention: AttentionConfig | None = None,
-    device: str = "cpu",
-) -> GSM8KTask:
-    """The task from the CLI's flags (--data, --limit, --model, --lora-rank, --loss-on,
-    --skip-bad, --seed, --context, --attention for the built-in model, --device).
-    ``--grad-accum`` is not a task flag: pass it to :func:`paper_train_config`."""
-    gpt = GPTConfig() if attention is None else GPTConfig(attention=attention)
-    if model and attention is not None:
-        raise BadInput("--attention applies to the built-in model only, not to --model checkpoints")
-    return GSM8KTask(GSM8KConfig(
-        data_path=data, limit=limit, hf_model_path=model, lora_rank=lora_rank, loss_on=loss_on,
-        skip_bad=skip_bad, seed=seed, context=context, model=gpt, device=device,
-    ))
+def paper_train_config(seed: int, **overrides: Any) -> TrainConfig:
+    """The paper's schedule: one epoch, 500 warmup steps (capped at 10% of the
+    optimizer steps, :meth:`TrainConfig.effective_warmup`) then linear decay to 0,
+    gradient clipping 1.0; ``overrides`` are TrainConfig fields (``grad_accum``,
+    ``max_epochs``, ``evals_per_epoch`` ...). lr and weight decay belong to the
+    optimizer: :data:`PAPER_LR`, :data:`PAPER_WEIGHT_DECAY`."""
+    return TrainConfig(**{**PAPER_SCHEDULE, "seed": seed, **overrides})
+
+
+def build_gsm8k_task(seed: int = 0, **options: Any) -> GSM8KTask:
+    """The task from flat options, as the CLI's ``task_options`` gives them: any
+    :class:`GSM8KConfig` field (``data_path``, ``limit``, ``hf_model_path``,
+    ``lora_rank``, ``loss_on``, ``skip_bad``, ``context``, ``device`` ...), and for
+    the built-in model any :class:`GPTConfig` field (``n_layers``, ``d_model`` ...)
+    or :class:`AttentionConfig` field (``kind``, ``n_qubits``, ``depth``,
+    ``backend``, ``phi_input``, ``per_head`` ...). ``grad_accum`` is not a task
+    option: pass it to :func:`paper_train_config`."""
+    gpt_names = {f.name for f in fields(GPTConfig)} - {"attention", "context"}
+    attention_names = {f.name for f in fields(AttentionConfig)}
+    task_names = {f.name for f in fields(GSM8KConfig)} - {"seed", "model"}
+    allowed = task_names | gpt_names | attention_names
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise BadInput(f"gsm8k: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    model_opts = sorted(set(options) & (gpt_names | attention_names))
+    if model_opts and options.get("hf_model_path"):
+        raise BadInput(f"gsm8k: {model_opts[0]!r} applies to the built-in model only, not to a --model checkpoint")
+    pick = lambda names: {k: v for k, v in options.items() if k in names}  # noqa: E731
+    try:
+        attention = AttentionConfig(**{"kind": "classical", **pick(attention_names)})
+        gpt = GPTConfig(attention=attention, **pick(gpt_names))
+        cfg = GSM8KConfig(seed=seed, model=gpt, **pick(task_names))
+    except TypeError as err:  # a value of the wrong type met a comparison in validation
+        raise BadInput(f"gsm8k: {err}") from None
+    return GSM8KTask(cfg)

@@ -14,7 +14,7 @@ documented ("synthetic sentiment with negation"):
   means it is never zero), 0 otherwise; then a fraction ``label_noise`` (3%) of
   labels is flipped at random, in training and validation alike, so no model
   can score much above ``1 - label_noise`` on validation.
-* 600 training and 1,000 validation examples: few enough that an epoch is 19
+* 600 training and 400 validation examples: few enough that an epoch is 19
   steps of batch 32, so Adam needs several epochs to count cues reliably, and
   the model overfits the noisy labels a little once it has, as in the paper's
   curves.
@@ -58,7 +58,7 @@ class TextClsConfig:
     """Data of the textcls task. ``seed`` draws the data (synthetic) or the split (file)."""
 
     n_train: int = 600
-    n_val: int = 1000
+    n_val: int = 400
     min_words: int = 8
     max_words: int = 16
     n_fillers: int = 10
