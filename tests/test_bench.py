@@ -190,3 +190,16 @@ def test_bad_input_exits_2(tmp_path):
     assert _bench("--suites-file", str(suites), "--fail-on", "lots").exit_code == 2
     assert _bench("--suites-file", str(suites), "--baseline", str(tmp_path / "missing.json")).exit_code == 2
     assert runner.invoke(app, ["bench", "history", "--metric", "x", "--store", str(tmp_path / "none.db")]).exit_code == 2
+
+
+def test_gate_noise_floors_sit_beneath_suite_thresholds():
+    from superpos_cli.experiments.bench import NOISE_THRESHOLDS, gate
+
+    entry = lambda samples: metric_entry(samples, "x", "")  # noqa: E731
+    shifted = [1.2 * v for v in BASE]  # +20%: over 10%, under the fourier floor
+    current = {"metrics": {"fourier_circuits": entry(shifted), "optimizer_step": entry(shifted)}}
+    baseline = {"metrics": {"fourier_circuits": entry(BASE), "optimizer_step": entry(BASE)}}
+    assert NOISE_THRESHOLDS["fourier_circuits"] > 0.2
+    assert gate(current, baseline, 0.10, {})["regressed"] == ["optimizer_step"]
+    assert gate(current, baseline, 0.10, {"fourier_circuits": 0.1})["regressed"] == ["fourier_circuits",
+                                                                                    "optimizer_step"]

@@ -52,12 +52,15 @@ CONVERGENCE_EVALS_PER_EPOCH = 4
 
 ProgressFn = Callable[[str], None]
 
-# Thresholds beneath the suite's own (a suite's ``thresholds`` table wins), for
-# metrics whose run-to-run spread on a loaded 2-core machine exceeds the usual 10%:
-# fourier_circuits times ~10 ms calls and spread 20% (max/min of 5 run medians),
-# which made 1 of 20 pairs of unchanged runs fail at 10%. A 2x slowdown is still
-# far outside 25%.
-NOISE_THRESHOLDS = {"fourier_circuits": 0.25}
+# Noise floors: thresholds beneath the suite's per-metric ``thresholds`` (which win),
+# raising the default ``fail_on`` for metrics whose run-to-run spread on a loaded
+# 2-core machine exceeds 10%. Measured over 12 runs of the ci suite (medians of 5
+# samples; deviation from the median of the 12): optimizer_step -2%..+5%, attention
+# -12%..+8%, epoch_overhead -16%..+5%, fourier_circuits -21%..+11%. The low
+# outliers came from one quieter stretch of the machine; a baseline taken then would
+# flag unchanged code at 10%. A 2x slowdown stays far outside every floor
+# (optimizer_step 1.9-2.1x, attention 1.5-1.7x measured).
+NOISE_THRESHOLDS = {"attention": 0.15, "epoch_overhead": 0.20, "fourier_circuits": 0.25}
 
 
 @dataclass(frozen=True)

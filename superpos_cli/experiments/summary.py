@@ -8,6 +8,8 @@ Definitions (architecture.md, "What the numbers mean"):
 * time-to-target ratio = (arm epochs-to-target x arm epoch time) / (reference's)
 * p-value: Mann-Whitney U on per-seed epochs-to-target (a miss ranks slower than any hit)
 * verdict: from the paired bootstrap CI of the ratio of median epochs-to-target
+  (tasks without a target: of the mean training loss, "equivalent" when the
+  whole CI lies within +-0.5%); one seed gives no interval and no verdict
 """
 
 from __future__ import annotations
@@ -58,8 +60,13 @@ def arm_summary(runs: list[RunResult], max_epochs: int, seed: int = 0) -> dict[s
     return out
 
 
+ONE_SEED = "one seed: no interval"
+# A loss ratio whose whole CI lies within 1 +- this is reported as equivalent: the
+# paper's claimed effect is 4%, a deterministic 1e-7 difference is not an effect.
+LOSS_EQUIVALENCE = 0.005
+
 RELATIVE_FIELDS = ("overhead", "break_even_speedup", "achieved_speedup", "time_to_target_ratio", "p_value",
-                   "verdict", "epochs_ratio_ci", "loss_change")
+                   "verdict", "epochs_ratio_ci", "loss_change", "loss_ratio_ci")
 
 
 def relative_summary(arm: dict[str, Any], ref: dict[str, Any], seed: int = 0) -> dict[str, Any]:
@@ -68,13 +75,19 @@ def relative_summary(arm: dict[str, Any], ref: dict[str, Any], seed: int = 0) ->
     out: dict[str, Any] = {"overhead": overhead, "break_even_speedup": 1.0 + overhead}
     ref_loss = ref["mean_train_loss"]["mean"]
     out["loss_change"] = _ratio(arm["mean_train_loss"]["mean"] - ref_loss, ref_loss)
+    out["loss_ratio_ci"] = None
     if "epochs_to_target" not in arm:
-        out.update(achieved_speedup=None, time_to_target_ratio=None, p_value=None, verdict=None,
-                   epochs_ratio_ci=None)
+        out.update(achieved_speedup=None, time_to_target_ratio=None, epochs_ratio_ci=None)
         losses, ref_losses = arm["mean_train_loss"]["per_seed"], ref["mean_train_loss"]["per_seed"]
         out["p_value"] = stats.mann_whitney(losses, ref_losses)
         ratio = stats.paired_ratio_ci(losses, ref_losses, seed=seed)
-        out["verdict"] = stats.verdict(*ratio["ci"], below="lower loss", above="higher loss")
+        out["loss_ratio_ci"] = list(ratio["ci"])
+        if len(losses) < 2:
+            out["verdict"] = ONE_SEED
+        elif ratio["ci"][0] >= 1 - LOSS_EQUIVALENCE and ratio["ci"][1] <= 1 + LOSS_EQUIVALENCE:
+            out["verdict"] = f"equivalent (within {LOSS_EQUIVALENCE:.1%})"
+        else:
+            out["verdict"] = stats.verdict(*ratio["ci"], below="lower loss", above="higher loss")
         return out
     e2t, ref_e2t = arm["epochs_to_target"], ref["epochs_to_target"]
     out["achieved_speedup"] = _ratio(ref_e2t["median"], e2t["median"])
@@ -84,7 +97,7 @@ def relative_summary(arm: dict[str, Any], ref: dict[str, Any], seed: int = 0) ->
     out["p_value"] = stats.mann_whitney(e2t["per_seed"], ref_e2t["per_seed"])
     ratio = stats.paired_ratio_ci(e2t["per_seed"], ref_e2t["per_seed"], seed=seed)
     out["epochs_ratio_ci"] = list(ratio["ci"])
-    out["verdict"] = stats.verdict(*ratio["ci"])
+    out["verdict"] = ONE_SEED if len(e2t["per_seed"]) < 2 else stats.verdict(*ratio["ci"])
     return out
 
 

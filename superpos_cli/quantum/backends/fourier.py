@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import torch
 
+from superpos_cli.quantum.backends import coefficients
 from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype
 from superpos_cli.quantum.circuit import CircuitSpec
 
@@ -157,26 +158,42 @@ class TrigPolynomial(torch.autograd.Function):
 
 
 class FourierCircuit:
-    """Readout coefficients sampled once per (theta, phi); any batch x evaluated from them."""
+    """Readout coefficients computed once per (theta, phi); any batch x evaluated from them.
+
+    Small circuits (all the paper's) get the coefficients and their Jacobian from one
+    batched simulation (:mod:`coefficients`), so autograd sees one node for them;
+    larger ones sample 2F+1 circuits on the torch backend and take a DFT, with
+    autograd through the samples.
+    """
 
     def __init__(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor):
         self.spec = spec
         self.omega, self.degree = spectrum(spec)
-        self._sampler = TorchCircuit(spec, theta.double(), phi.double())
+        self._angles = theta, phi
+        self._sampler = None
+        if coefficients.fits(spec):
+            self.coefficients = coefficients.CircuitCoefficients.apply(theta, phi, spec, self.omega, self.degree)
+            return
         n = 2 * self.degree + 1
         w = 2 * math.pi * torch.arange(n, dtype=torch.float64) / n  # (2F+1,)
-        samples = self._sampler.evaluate(w / self.omega)  # (2F+1,)
+        samples = self._torch_circuit().evaluate(w / self.omega)  # (2F+1,)
         coef = _dft(self.degree) @ samples.to(torch.complex128)  # (F+1,) C_k
         # f = Re sum C_k e^{ikw} = sum Re C_k cos kw - Im C_k sin kw
         self.coefficients = torch.stack([coef.real, -coef.imag]).to(theta.dtype)  # (2, F+1)
+
+    def _torch_circuit(self) -> TorchCircuit:
+        if self._sampler is None:
+            theta, phi = self._angles
+            self._sampler = TorchCircuit(self.spec, theta.double(), phi.double())
+        return self._sampler
 
     def evaluate(self, x: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
         """x (...) -> readout (...) [+ alpha x], differentiable in x and the coefficients."""
         return TrigPolynomial.apply(x.contiguous(), self.coefficients.to(x.dtype), self.omega, alpha)
 
     def statevector(self, x: torch.Tensor) -> torch.Tensor:
-        """Amplitudes come from the (float64) torch sampler, itself a spectral evaluation."""
-        return self._sampler.statevector(x.double()).to(complex_dtype(self.coefficients.dtype))
+        """Amplitudes come from the (float64) torch simulator, itself a spectral evaluation."""
+        return self._torch_circuit().statevector(x.double()).to(complex_dtype(self.coefficients.dtype))
 
 
 class FourierBackend:

@@ -1,0 +1,183 @@
+"""Readout coefficients and their Jacobian in theta, phi, in one batched simulation.
+
+The fourier backend needs, per (theta, phi), the coefficients coef (2, F+1) of the
+readout f(w) = sum_k coef[0, k] cos kw + coef[1, k] sin kw, and in training their
+gradient in theta and phi. Built as an autograd graph of the sampled circuits this is
+dozens of tiny ops forward and backward, and that fixed cost, not the per-score work,
+dominated quantum attention at the paper's sizes. Here both come from one no-grad
+simulation of P = 1 + 2 * depth * n_qubits circuits at once:
+
+- Parameter shift at the amplitude level: every angle enters exactly one gate,
+  Ry(a) or Rz(a), and d/da R(a) = R(a + pi) / 2; so d psi / d angle is the state of
+  the same circuit with that one angle shifted by pi, halved. Exact, no step size.
+- Every circuit is simulated as the Fourier coefficients S (L+1, 2**n) of its state
+  in x (as :mod:`torch_backend` does: data rotations are frequency shifts in the Y
+  eigenbasis), with each layer's gates (single-qubit gates, the CNOT block, the
+  change of basis for the next encoding) folded into one (2**n, 2**n) matrix.
+- The readout's coefficients are a fixed linear (``real``) or sesquilinear (``prob``)
+  map of S, so the Jacobian follows from the shifted states by the same map.
+
+:class:`CircuitCoefficients` wraps it as an autograd Function: backward is one
+(2 * depth * n_qubits, 2 (F+1)) matrix-vector product. Sizes: P * depth * 4**n
+complex amplitudes for the layer matrices, so :func:`fits` limits it to small
+circuits (all the paper's); larger ones use the sampled path in :mod:`fourier`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from superpos_cli.quantum.circuit import CircuitSpec
+from superpos_cli.quantum.gates import cnot_permutation, hamming_weight, y_eigenbasis
+
+# Complex entries of the layer matrices, P * depth * 4**n: 2**20 is 16 MiB (complex128).
+MAX_ELEMENTS = 2**20
+
+
+def n_parameters(spec: CircuitSpec) -> int:
+    return 2 * spec.depth * spec.n_qubits
+
+
+def fits(spec: CircuitSpec) -> bool:
+    """Whether the batched simulation of ``spec`` stays within :data:`MAX_ELEMENTS`."""
+    return (1 + n_parameters(spec)) * spec.depth * spec.dim**2 <= MAX_ELEMENTS
+
+
+def _kron_all(vectors: list[torch.Tensor]) -> torch.Tensor:
+    out = vectors[0]
+    for v in vectors[1:]:
+        out = torch.kron(out, v)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _constants(spec: CircuitSpec, omega: float, degree: int):
+    """Everything about ``spec`` that does not depend on the angles, as numpy arrays."""
+    n, dim, depth, L = spec.n_qubits, spec.dim, spec.depth, spec.n_encodings
+    c128 = torch.complex128
+    v = y_eigenbasis(c128)  # (2, 2) columns: Y eigenvectors
+    # Rz(phi) Ry(theta) = sum_a p_a B_a with p = (c_phi c_theta, c_phi s_theta,
+    # s_phi c_theta, s_phi s_theta) of the half angles; times V on encoding layers.
+    basis = torch.tensor([[[1, 0], [0, 1]], [[0, -1], [1, 0]], [[-1j, 0], [0, 1j]], [[0, 1j], [1j, 0]]], dtype=c128)
+    gate_map = torch.stack([basis @ v if spec.encodes(layer) else basis for layer in range(depth)])  # (D, 4, 2, 2)
+    gate_map = torch.view_as_real(gate_map.reshape(depth, 4, 4)).permute(0, 3, 2, 1).reshape(depth, 8, 4)  # (D, re/im * entry, p)
+    # After each layer's gates: the CNOT block, then V^dagger on every qubit when the
+    # next layer encodes (row-vector convention: state <- state @ U^T @ fold).
+    perm = cnot_permutation(n, spec.cnots())
+    permute = torch.zeros(dim, dim, dtype=c128)
+    permute[perm, torch.arange(dim)] = 1  # (state @ permute)[j] = state[perm[j]]
+    to_y = _kron_all([v.mH] * n)  # (dim, dim)
+    folds = [permute @ to_y.T if layer + 1 < depth and spec.encodes(layer + 1) else permute
+             for layer in range(depth)]
+    # The last layer keeps only the amplitudes the readout reads, k < n_qubits.
+    last = folds[-1][:, :n]
+    if spec.readout == "real":
+        last = last.sum(-1, keepdim=True)  # (dim, 1): sum of the first n amplitudes
+    inner = folds[:-1]
+    start = _kron_all([v.mH @ torch.full((2,), 1 / math.sqrt(2), dtype=c128)] * n).reshape(1, 1, dim)
+    # Frequency shift of an encoding: amplitude b moves from slot j to j + |b|.
+    weight = hamming_weight(n)
+    shift_index = {}
+    slots = 1
+    for layer in range(depth):
+        if spec.encodes(layer):
+            shift_index[layer] = (torch.arange(slots + n)[:, None] - weight[None, :] + n)  # (slots + n, dim)
+            slots += n
+    # Angle shifts: row 0 none, then theta[l, q], then phi[l, q], each by pi.
+    n_par = n_parameters(spec)
+    shifts = torch.zeros(n_par, 1 + n_par, dtype=torch.float64)
+    shifts[:, 1:] = torch.eye(n_par, dtype=torch.float64) * math.pi
+    shifts = shifts.reshape(2, depth, n, 1 + n_par)
+    readout_map = _readout_map(spec, omega, degree)
+    return (gate_map.numpy(), [f.numpy() for f in inner], last.numpy(), start.numpy(),
+            {k: i.numpy() for k, i in shift_index.items()}, shifts.numpy(), readout_map.numpy())
+
+
+def _readout_map(spec: CircuitSpec, omega: float, degree: int) -> torch.Tensor:
+    """Real matrix from the flattened (re, im) of the readout's frequency data to coef (2(F+1)).
+
+    ``real``: the data is s_j = sum_{k<n} S[j, k] with frequency j - L/2 in x, so
+    2 (j - L/2) in w when omega = 1/2. ``prob``: the data is the Gram matrix
+    G[j, j'] = sum_{k<n} S[j, k] conj S[j', k] at frequency j - j'.
+    """
+    L = spec.n_encodings
+    if spec.readout == "real":
+        pairs = [(j, j - L / 2) for j in range(L + 1)]
+        shape = L + 1
+    else:
+        pairs = [(j * (L + 1) + jp, j - jp) for j in range(L + 1) for jp in range(L + 1)]
+        shape = (L + 1) ** 2
+    out = torch.zeros(shape, 2, 2, degree + 1, dtype=torch.float64)  # (data, re/im, cos/sin, k)
+    for index, freq in pairs:
+        m = freq / omega  # frequency in w, an integer
+        k = int(round(abs(m)))
+        sign = 1.0 if m >= 0 else -1.0
+        # Re(c e^{i m w}) = Re c cos(kw) - sign Im c sin(kw)
+        out[index, 0, 0, k] += 1.0
+        out[index, 1, 1, k] += -sign if k else 0.0
+    return out.reshape(shape * 2, 2 * (degree + 1))
+
+
+def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, theta: torch.Tensor, phi: torch.Tensor):
+    """(coef (2, F+1), jacobian (2 * depth * n, 2, F+1)) float64 numpy arrays, no autograd.
+
+    jacobian[i] = d coef / d angle_i, angles flattened as (theta.ravel(), phi.ravel()).
+    numpy, not torch: these are ~30 ops on a few thousand numbers, and numpy's
+    per-op cost is a fraction of torch's.
+    """
+    gate_map, inner, last, start, shift_index, shifts, readout_map = _constants(spec, omega, degree)
+    n, depth = spec.n_qubits, spec.depth
+    angles = torch.stack([theta.detach(), phi.detach()]).to("cpu", torch.float64).numpy()  # (2, D, n)
+    # The circuit batch P runs along the last axis: numpy's inner loops stay long.
+    half = (angles[..., None] + shifts) * 0.5  # (2, D, n, P)
+    cos, sin = np.cos(half), np.sin(half)
+    # p = (c_phi c_theta, c_phi s_theta, s_phi c_theta, s_phi s_theta), (D, 4, n * P)
+    products = np.stack([cos[1] * cos[0], cos[1] * sin[0], sin[1] * cos[0], sin[1] * sin[0]], 1)
+    entries = (gate_map @ products.reshape(depth, 4, -1)).reshape(depth, 2, 2, 2, n, -1)  # (D, re/im, 2, 2, n, P)
+    mats = entries[:, 0] + 1j * entries[:, 1]  # (D, 2, 2, n, P): per layer and qubit, the gate matrix
+    unitary = mats[:, :, :, 0]  # (D, 2, 2, P)
+    for q in range(1, n):  # kron over qubits, qubit 0 most significant
+        size = unitary.shape[1] * 2
+        unitary = (unitary[:, :, None, :, None] * mats[:, None, :, None, :, q]).reshape(depth, size, size, -1)
+    steps = unitary.transpose(0, 3, 2, 1)  # (D, P, dim, dim): state @ U^T
+    state = start  # (1, 1, dim)
+    for layer in range(depth):
+        if layer in shift_index:
+            index = shift_index[layer]  # (slots + n, dim) into the zero-padded slots
+            padded = np.zeros((state.shape[0], state.shape[1] + 2 * n, state.shape[2]), dtype=np.complex128)
+            padded[:, n:-n] = state
+            state = np.take_along_axis(padded, index[None], 1)  # (., slots + n, dim)
+        step = steps[layer] @ (inner[layer] if layer + 1 < depth else last)
+        state = state @ step
+    # state: (P, L+1, 1) for real, (P, L+1, n) for prob; the shifted ones get halved.
+    if spec.readout == "real":
+        data = state[..., 0]  # (P, L+1)
+    else:
+        conj = state[0].conj().T
+        cross = state[1:] @ conj  # (P-1, L+1, L+1)
+        data = np.concatenate([(state[0] @ conj)[None], cross + cross.conj().swapaxes(-1, -2)]).reshape(len(state), -1)
+    coef = (np.ascontiguousarray(data).view(np.float64) @ readout_map).reshape(-1, 2, degree + 1)  # (P, 2, F+1)
+    return coef[0], coef[1:] * 0.5
+
+
+class CircuitCoefficients(torch.autograd.Function):
+    """(theta, phi) -> coef (2, F+1) in theta's dtype; backward: jacobian^T grad."""
+
+    @staticmethod
+    def forward(ctx, theta, phi, spec: CircuitSpec, omega: float, degree: int):
+        coef, jacobian = coefficients_and_jacobian(spec, omega, degree, theta, phi)
+        ctx.jacobian = jacobian.reshape(len(jacobian), -1)  # (2 * D * n, 2(F+1)) numpy
+        ctx.meta = theta.shape, theta.dtype, phi.dtype, theta.device
+        return torch.from_numpy(coef).to(theta.device, theta.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, theta_dtype, phi_dtype, device = ctx.meta
+        g = grad.detach().reshape(-1).to("cpu", torch.float64).numpy()
+        flat = torch.from_numpy(ctx.jacobian @ g).to(device)  # (2 * D * n,)
+        g_theta, g_phi = flat.view(2, *shape)
+        return g_theta.to(theta_dtype), g_phi.to(phi_dtype), None, None, None
