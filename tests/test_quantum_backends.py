@@ -150,3 +150,61 @@ def test_bad_backend_values_raise_badinput(call):
     theta, phi, x = _angles(spec, seed=8)
     with pytest.raises(BadInput):
         call(spec, theta, phi, x)
+
+
+def _sampled_coefficients(spec, theta, phi):
+    """The reference: 2F+1 circuits on the torch backend and a DFT, autograd through them."""
+    omega, degree = fourier.spectrum(spec)
+    n = 2 * degree + 1
+    w = 2 * torch.pi * torch.arange(n, dtype=torch.float64) / n
+    samples = evaluate(spec, theta, phi, w / omega, "torch")
+    coef = fourier._dft(degree) @ samples.to(torch.complex128)
+    return torch.stack([coef.real, -coef.imag])  # (2, F+1)
+
+
+FAST_CASES = [
+    CircuitSpec(n, d, enc, ent, readout)
+    for n, d in [(1, 1), (1, 3), (2, 2), (3, 1), (3, 3), (4, 2), (5, 2)]
+    for enc, ent in itertools.product(("reupload", "first-layer"), ("chain", "ring"))
+    for readout in ("real", "prob")
+]
+
+
+@pytest.mark.parametrize("seed,spec", list(enumerate(FAST_CASES)), ids=[str(s) for s in FAST_CASES])
+def test_batched_coefficients_and_jacobian_match_sampled_autograd(seed, spec):
+    from superpos_cli.quantum.backends import coefficients
+
+    theta, phi, _ = _angles(spec, seed=seed)
+    omega, degree = fourier.spectrum(spec)
+    assert coefficients.fits(spec)
+    coef, jacobian = coefficients.coefficients_and_jacobian(spec, omega, degree, theta, phi)
+    ref_jac = torch.autograd.functional.jacobian(lambda t, p: _sampled_coefficients(spec, t, p), (theta, phi))
+    ref_jac = torch.cat([j.flatten(2) for j in ref_jac], -1).permute(2, 0, 1)  # (2 D n, 2, F+1)
+    assert torch.allclose(torch.from_numpy(coef), _sampled_coefficients(spec, theta, phi), atol=1e-12)
+    assert torch.allclose(torch.from_numpy(jacobian), ref_jac, atol=1e-12)
+
+
+@pytest.mark.parametrize("readout", ["real", "prob"])
+def test_large_circuits_use_the_sampled_path(monkeypatch, readout):
+    from superpos_cli.quantum.backends import coefficients
+
+    monkeypatch.setattr(coefficients, "MAX_ELEMENTS", 0)
+    spec = CircuitSpec(3, 2, "first-layer", "ring", readout)
+    assert not coefficients.fits(spec)
+    theta, phi, x = _angles(spec, seed=9)
+    assert torch.allclose(evaluate(spec, theta, phi, x, "fourier"), evaluate(spec, theta, phi, x, "qiskit"), atol=1e-10)
+    inputs = (theta.requires_grad_(), phi.requires_grad_(), x.requires_grad_())
+    assert torch.autograd.gradcheck(lambda t, p, v: evaluate(spec, t, p, v, "fourier"), inputs)
+
+
+def test_fourier_float32_gradients_match_float64():
+    spec = CircuitSpec(4, 2)
+    theta, phi, _ = _angles(spec, seed=10)
+    x = torch.linspace(-20, 20, 501, dtype=torch.float64)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        t, p = theta.to(dtype).requires_grad_(), phi.to(dtype).requires_grad_()
+        evaluate(spec, t, p, x.to(dtype), "fourier").sin().sum().backward()
+        assert t.grad.dtype == dtype and p.grad.dtype == dtype
+        grads[dtype] = torch.cat([t.grad.double(), p.grad.double()])
+    assert torch.allclose(grads[torch.float32], grads[torch.float64], atol=1e-3)

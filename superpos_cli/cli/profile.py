@@ -60,7 +60,7 @@ def profile(
     repeats: Annotated[Optional[int], typer.Option("--repeats", help="Timed repeats per figure (min/median/max); default 5, 2 with --quick.")] = None,
     epoch_steps: Annotated[Optional[int], typer.Option("--epoch-steps", help="epoch: steps per sample (default one full epoch).")] = None,
     lm: Annotated[bool, typer.Option("--lm", help="Add the lm part: tokens/s of the built-in GSM8K GPT.")] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads while timing (default: torch's).")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads while timing (1: steadiest on a shared machine).")] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes and 2 repeats: a smoke run, not a measurement.")] = False,
     json_: o.Json = False,
     out: o.Out = None,

@@ -52,15 +52,6 @@ CONVERGENCE_EVALS_PER_EPOCH = 4
 
 ProgressFn = Callable[[str], None]
 
-# Noise floors: thresholds beneath the suite's per-metric ``thresholds`` (which win),
-# raising the default ``fail_on`` for metrics whose run-to-run spread on a loaded
-# 2-core machine exceeds 10%. Measured over 12 runs of the ci suite (medians of 5
-# samples; deviation from the median of the 12): optimizer_step -2%..+5%, attention
-# -12%..+8%, epoch_overhead -16%..+5%, fourier_circuits -21%..+11%. The low
-# outliers came from one quieter stretch of the machine; a baseline taken then would
-# flag unchanged code at 10%. A 2x slowdown stays far outside every floor
-# (optimizer_step 1.9-2.1x, attention 1.5-1.7x measured).
-NOISE_THRESHOLDS = {"attention": 0.15, "epoch_overhead": 0.20, "fourier_circuits": 0.25}
 
 
 @dataclass(frozen=True)
@@ -388,7 +379,6 @@ def load_record(path: Path) -> dict[str, Any]:
 def gate(record: dict[str, Any], baseline: dict[str, Any], fail_on: float,
          thresholds: dict[str, float]) -> dict[str, Any]:
     """The comparison section of the bench document; ``regressed`` lists failing metrics."""
-    thresholds = {**{k: max(v, fail_on) for k, v in NOISE_THRESHOLDS.items()}, **thresholds}
     decisions = compare_records(record, baseline, fail_on, thresholds)
     return {
         "fail_on": fail_on,

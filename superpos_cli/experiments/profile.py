@@ -14,6 +14,11 @@ the ratio to that part's reference, timed in the same process):
 * ``lm`` (only when asked): training tokens/s of the built-in GSM8K GPT, adam vs
   sgd; ``ratio_vs_adam`` is sgd's tokens/s over adam's.
 
+Threads: the CLI times on 1 torch thread by default (``--threads N`` for more). On
+this 2-core machine shared with other jobs, 2 threads made single calls swing 50x
+(attention forward+backward 5 ms to 250 ms within one run: an OpenMP thread spinning
+for a busy core), where 1 thread kept min and max within a few percent.
+
 Each part also gets its peak resident memory (``peak_memory_mb``: the largest RSS a
 background sampler saw while the part ran; RSS includes what earlier parts left
 allocated, so read differences, not absolutes).

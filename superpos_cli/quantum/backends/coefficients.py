@@ -85,7 +85,8 @@ def _constants(spec: CircuitSpec, omega: float, degree: int):
     slots = 1
     for layer in range(depth):
         if spec.encodes(layer):
-            shift_index[layer] = (torch.arange(slots + n)[:, None] - weight[None, :] + n)  # (slots + n, dim)
+            rows = torch.arange(slots + n)[:, None] - weight[None, :] + n  # (slots + n, dim)
+            shift_index[layer] = rows * dim + torch.arange(dim)  # flat index into (slots + 2n, dim)
             slots += n
     # Angle shifts: row 0 none, then theta[l, q], then phi[l, q], each by pi.
     n_par = n_parameters(spec)
@@ -131,7 +132,7 @@ def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, thet
     """
     gate_map, inner, last, start, shift_index, shifts, readout_map = _constants(spec, omega, degree)
     n, depth = spec.n_qubits, spec.depth
-    angles = torch.stack([theta.detach(), phi.detach()]).to("cpu", torch.float64).numpy()  # (2, D, n)
+    angles = np.stack([theta.numpy(force=True), phi.numpy(force=True)]).astype(np.float64)  # (2, D, n)
     # The circuit batch P runs along the last axis: numpy's inner loops stay long.
     half = (angles[..., None] + shifts) * 0.5  # (2, D, n, P)
     cos, sin = np.cos(half), np.sin(half)
@@ -143,16 +144,17 @@ def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, thet
     for q in range(1, n):  # kron over qubits, qubit 0 most significant
         size = unitary.shape[1] * 2
         unitary = (unitary[:, :, None, :, None] * mats[:, None, :, None, :, q]).reshape(depth, size, size, -1)
-    steps = unitary.transpose(0, 3, 2, 1)  # (D, P, dim, dim): state @ U^T
+    steps = np.ascontiguousarray(unitary.transpose(0, 3, 2, 1))  # (D, P, dim, dim): state @ U^T
     state = start  # (1, 1, dim)
     for layer in range(depth):
         if layer in shift_index:
-            index = shift_index[layer]  # (slots + n, dim) into the zero-padded slots
+            index = shift_index[layer]  # (slots + n, dim) into the flattened zero-padded slots
             padded = np.zeros((state.shape[0], state.shape[1] + 2 * n, state.shape[2]), dtype=np.complex128)
             padded[:, n:-n] = state
-            state = np.take_along_axis(padded, index[None], 1)  # (., slots + n, dim)
-        step = steps[layer] @ (inner[layer] if layer + 1 < depth else last)
-        state = state @ step
+            state = padded.reshape(len(padded), -1)[:, index]  # (., slots + n, dim)
+        state = state @ steps[layer]  # (P, slots, dim)
+        fold = inner[layer] if layer + 1 < depth else last
+        state = (state.reshape(-1, state.shape[-1]) @ fold).reshape(*state.shape[:2], -1)
     # state: (P, L+1, 1) for real, (P, L+1, n) for prob; the shifted ones get halved.
     if spec.readout == "real":
         data = state[..., 0]  # (P, L+1)

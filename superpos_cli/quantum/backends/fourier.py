@@ -148,12 +148,14 @@ class TrigPolynomial(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float = 0.0) -> torch.Tensor:
         ctx.save_for_backward(x, coef)
         ctx.omega, ctx.alpha = omega, alpha
-        return _run("forward", x, coef, omega, alpha)
+        # Detached: the kernels never see requires_grad, so training and no-grad
+        # evaluation share one compiled graph (no recompile on the first eval).
+        return _run("forward", x.detach(), coef.detach(), omega, alpha)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, coef = ctx.saved_tensors
-        grad_x, moments = _run("backward", x, grad, coef, ctx.omega, ctx.alpha)
+        grad_x, moments = _run("backward", x.detach(), grad.detach(), coef.detach(), ctx.omega, ctx.alpha)
         return grad_x, moments.to(coef.dtype), None, None
 
 
