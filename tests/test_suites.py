@@ -34,7 +34,7 @@ def test_every_shipped_suite_loads():
     assert paper.arms == ("adam", "sgd:lambda=0.1", "sgd:lambda=0.5")
     assert paper.task_options == {"kind": "quantum"}  # CLI name "attention" mapped like cli/options does
     spec = paper.to_compare_spec()
-    assert spec.train.max_epochs == 15 and spec.train.target == 0.9 and spec.seeds == [0, 1, 2, 3, 4]
+    assert spec.train.max_epochs == 12 and spec.train.target == 0.9 and spec.seeds == [0, 1, 2, 3, 4]
 
     assert suites["paper-gsm8k"].task == "gsm8k" and suites["paper-gsm8k"].task_options == {"limit": 500}
     assert suites["paper-gsm8k"].seeds == 3
