@@ -46,7 +46,7 @@ def test_every_shipped_suite_loads():
     ci = suites["ci"]
     assert isinstance(ci, BenchSuite) and ci.repeats == 5 and ci.fail_on == 0.10
     assert ci.threshold("optimizer_step") == 0.15 and ci.threshold("attention") == 0.15 and ci.threshold("convergence") == 0.10
-    assert ci.compare == BenchCompare(task="textcls", arms=("adam", "sgd"), seeds=2, max_epochs=4)
+    assert ci.compare == BenchCompare(task="textcls", arms=("adam", "sgd"), seeds=2, max_epochs=4, target=0.8)
 
 
 def test_get_suite_lists_known_names():
