@@ -50,7 +50,7 @@ def compare(
     l2: o.L2 = False,
     perturb_unscaled: o.Unscaled = False,
     eps_inside: o.EpsInside = False,
-    jobs: o.Jobs = 1,
+    jobs: o.CompareJobs = None,
     store: o.Store = None,
     fresh: o.Fresh = False,
     plot: o.Plot = None,
@@ -82,7 +82,7 @@ def compare(
         )
     results_store = ResultsStore(store) if store is not None else None
     with trial_progress(len(spec.seeds) * len(spec.arms), "compare") as on_event:
-        doc = run_compare(spec, store=results_store, fresh=fresh, on_event=on_event, jobs=jobs)
+        doc = run_compare(spec, store=results_store, fresh=fresh, on_event=on_event, jobs=o.compare_jobs(jobs))
     if plot is not None:
         accuracy = "epochs_to_target" in doc["arms"][0]
         convergence_plot(doc["arms"], plot, "validation accuracy" if accuracy else "training loss",

@@ -6,6 +6,7 @@ functions turn the parsed values into the typed configuration the engine takes.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -30,6 +31,8 @@ Out = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON 
 Plot = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG plot to this file.")]
 Store = Annotated[Optional[Path], typer.Option("--store", help="Results store (SQLite); finished trials are reused.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Trials run at once in worker processes (1 torch thread each).")]
+CompareJobs = Annotated[Optional[int], typer.Option(
+    "--jobs", "-j", help="Trials run at once in worker processes, 1 torch thread each [default: 2, or 1 on one core].")]
 Fresh = Annotated[bool, typer.Option("--fresh", help="Ignore finished trials in the store and rerun them.")]
 
 # Model / attention.
@@ -83,6 +86,12 @@ def train_config(task: str, seed: int = 0, **flags: Any) -> TrainConfig:
         return TrainConfig(seed=seed, **values)
     except TypeError as err:
         raise BadInput(str(err)) from None
+
+
+def compare_jobs(jobs: int | None) -> int:
+    """compare runs the two trials of a seed side by side by default: both see the
+    same machine at the same time, and the default compare fits in about a minute."""
+    return min(2, os.cpu_count() or 1) if jobs is None else jobs
 
 
 def seed_list(seeds: int, offset: int = 0) -> list[int]:
