@@ -20,7 +20,7 @@ from torch import nn
 
 from superpos_cli.errors import BadInput
 from superpos_cli.models.attention import QuantumAttention
-from superpos_cli.models.config import AttentionConfig
+from superpos_cli.models.config import AttentionConfig, ModelConfig
 
 
 class ByteTokenizer:
@@ -46,26 +46,20 @@ class ByteTokenizer:
 
 
 @dataclass(frozen=True)
-class GPTConfig:
-    """Size of the built-in GPT. Attention defaults to classical: the paper fine-tunes
-    a stock Llama, whose attention is classical; ``attention.kind="quantum"`` adds Phi."""
+class GPTConfig(ModelConfig):
+    """Size of the built-in GPT (ModelConfig's fields, validated there, plus the
+    context). Attention defaults to classical: the paper fine-tunes a stock Llama,
+    whose attention is classical; ``attention.kind="quantum"`` adds Phi."""
 
-    n_layers: int = 2
-    d_model: int = 64
-    n_heads: int = 4
     d_ff: int = 256
     dropout: float = 0.0
     context: int = 2048  # learned positions; longer inputs must be cropped by the caller
     attention: AttentionConfig = field(default_factory=lambda: AttentionConfig(kind="classical"))
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "d_model", "n_heads", "d_ff", "context"):
-            if getattr(self, name) < 1:
-                raise BadInput(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise BadInput(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise BadInput(f"dropout must be in [0, 1), got {self.dropout}")
+        super().__post_init__()
+        if self.context < 1:
+            raise BadInput(f"context must be >= 1, got {self.context}")
 
 
 def _init_weights(module: nn.Module) -> None:

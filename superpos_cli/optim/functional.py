@@ -332,8 +332,17 @@ def _kernel_source(f: Optional[Callable[[Tensor], Tensor]], given: bool) -> Call
 
 
 def _compile(kernel: Callable[..., None]) -> Callable[..., None]:
-    """torch.compile with dynamic shapes, so one compile serves every tensor size."""
-    return torch.compile(kernel, dynamic=True, fullgraph=True)
+    """torch.compile with dynamic shapes, so one compile serves every tensor size.
+
+    ``cpp.dynamic_threads``: on CPU, inductor otherwise decides at compile time
+    whether to parallelize, from the size hint of the first call (the 16-element
+    warm-up: too small, so the loop came out serial) and bakes in
+    ``torch.get_num_threads()`` of that moment. With it, the loop is always an
+    OpenMP parallel loop that splits over the thread count current at each call,
+    so one kernel serves 1 thread and many alike. The option is part of the
+    compile (and so of inductor's cache key), including any recompile.
+    """
+    return torch.compile(kernel, dynamic=True, fullgraph=True, options={"cpp.dynamic_threads": True})
 
 
 def _own_code(kernel: Callable[..., None], name: str) -> Callable[..., None]:
@@ -378,7 +387,9 @@ def _get_kernel(key: tuple[str, torch.dtype, str], perturbation: Perturbation) -
     """The compiled kernel for ``key``, compiling it (on a warm-up tensor) on first use."""
     if key not in _KERNELS:
         kind, dtype, device_type = key
-        f = perturbation.fn if kind == perturbation.name else None
+        f = None
+        if kind == perturbation.name:
+            f = perturbation.kernel_fn or perturbation.fn
         fn = _compile(_own_code(_kernel_source(f, given=kind == _GIVEN), f"superpos_adam_{kind}"))
         warm = [torch.zeros(16, dtype=dtype, device=device_type) for _ in range(4)]
         f_values = torch.zeros(16, dtype=dtype, device=device_type) if kind == _GIVEN else None
@@ -535,14 +546,20 @@ def _fused_superpositional_adam(
     )
 
     with torch.no_grad():
+        if kernels:
+            torch._foreach_add_([state_steps[i] for i in kernels], 1)
+        # One hp tensor per (step, device): tensors of a group usually share both.
+        hps: dict[tuple[float, torch.device], Tensor] = {}
         for i, kernel in kernels.items():
-            state_steps[i] += 1
-            hp = _hyperparameters(
-                state_steps[i].item(),
-                lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
-                c=c, device=params[i].device,
-            )
+            hp_key = (state_steps[i].item(), params[i].device)
+            hp = hps.get(hp_key)
+            if hp is None:
+                hp = hps[hp_key] = _hyperparameters(
+                    hp_key[0],
+                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                    eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
+                    c=c, device=params[i].device,
+                )
             # detach(): the same storage, with requires_grad off, so parameters
             # and plain tensors hit the same compiled graph.
             tensors = [t.detach() for t in (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])]
