@@ -267,6 +267,21 @@ def test_fused_float64_agrees():
     _assert_all_close(_path_run("fused", torch.float64, *case), _path_run("single", torch.float64, *case), atol=1e-12)
 
 
+def test_fused_kernel_follows_current_thread_count():
+    """The compiled kernel is an OpenMP loop split at call time (cpp.dynamic_threads):
+    a kernel compiled at one thread count gives the same bits at another."""
+    case = ("sin", "all", False, False, 0.05, True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _path_run("fused", torch.float32, *case)
+        torch.set_num_threads(2)
+        two = _path_run("fused", torch.float32, *case)
+    finally:
+        torch.set_num_threads(before)
+    _assert_all_close(two, one, atol=0)
+
+
 def test_fused_falls_back_to_foreach_when_compile_fails(monkeypatch):
     def broken(kernel):
         def fail(*args):

@@ -92,9 +92,10 @@ def _sin_kernel(theta: Tensor) -> Tensor:
     half = n * 0.5
     r = (theta - n) * (1.0 - 4.0 * (half - torch.floor(half)))
     z = r * r
-    s0, s1, s2, s3, s4 = _SIN_PI
-    tail = ((s4 * z + s3) * z + s2) * z + s1
-    return r * s0 + (r * z) * tail
+    # Literal constants (the values of _SIN_PI): torch.compile(dynamic=True) turns
+    # floats read from a global into graph inputs, re-wrapped as tensors per call.
+    tail = ((0.07756049931049347 * z + -0.5982421636581421) * z + 2.550069808959961) * z + -5.167709827423096
+    return r * 3.1415927410125732 + (r * z) * tail
 
 
 def _gaussian(theta: Tensor, generator: Optional[torch.Generator]) -> Tensor:
