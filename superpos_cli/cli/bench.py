@@ -69,7 +69,7 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes: a smoke run, not comparable to full-size baselines.")] = False,
     threads: Annotated[int, typer.Option("--threads", help="torch threads while timing.")] = 1,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Compare with this bench record; exit 1 on regression.")] = None,
-    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Default threshold, e.g. 10% or 0.1; suite thresholds win per metric, and noisy metrics keep their noise floor.")] = None,
+    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Default threshold, e.g. 10% or 0.1; the suite's per-metric thresholds win.")] = None,
     save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Write this run's record (samples) to FILE.")] = None,
     github_json: Annotated[Optional[Path], typer.Option("--github-json", help="Write github-action-benchmark customSmallerIsBetter JSON.")] = None,
     store: Annotated[Path, typer.Option("--store", help="Results store the run is appended to.")] = Path(DEFAULT_PATH),
