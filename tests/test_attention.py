@@ -106,3 +106,45 @@ def test_bad_attention_values_raise_badinput(kwargs):
         QuantumAttention(D, H, circuit=CircuitSpec(), **kwargs)
     with pytest.raises(BadInput):
         QuantumAttention(D, 3)
+
+
+@pytest.mark.parametrize("readout", ["real", "prob"])
+def test_prepare_attention_batches_layers_exactly(readout):
+    from superpos_cli.models.attention import prepare_attention
+
+    spec = CircuitSpec(n_qubits=2, depth=2, readout=readout)
+    torch.manual_seed(0)
+    layers = [QuantumAttention(D, H, circuit=spec).double() for _ in range(2)]
+    x = torch.randn(B, T, D, dtype=torch.float64)
+
+    def run(grouped):
+        for layer in layers:
+            layer.zero_grad()
+        if grouped:
+            prepare_attention(layers)
+            assert all(layer._prepared is not None for layer in layers)
+        y = layers[1](layers[0](x, _pad_mask()), _pad_mask())
+        y.square().sum().backward()
+        assert all(layer._prepared is None for layer in layers)
+        return y.detach(), [p.grad.clone() for layer in layers for p in (layer.theta, layer.phi)]
+
+    y_ref, g_ref = run(False)
+    y, g = run(True)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_prepare_attention_ignores_stale_angles():
+    from superpos_cli.models.attention import prepare_attention
+
+    spec = CircuitSpec(n_qubits=2, depth=2)
+    torch.manual_seed(0)
+    layers = [QuantumAttention(D, H, circuit=spec).double() for _ in range(2)]
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    prepare_attention(layers)
+    with torch.no_grad():
+        layers[0].theta.add_(0.5)  # an optimizer step between prepare and forward
+    y = layers[0](x)
+    layers[0]._prepared = None
+    torch.testing.assert_close(y, layers[0](x), rtol=0, atol=0)

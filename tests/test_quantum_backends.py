@@ -208,3 +208,41 @@ def test_fourier_float32_gradients_match_float64():
         assert t.grad.dtype == dtype and p.grad.dtype == dtype
         grads[dtype] = torch.cat([t.grad.double(), p.grad.double()])
     assert torch.allclose(grads[torch.float32], grads[torch.float64], atol=1e-3)
+
+
+@pytest.mark.parametrize("readout", ["real", "prob"])
+def test_group_coefficients_match_one_at_a_time(readout):
+    import numpy as np
+
+    from superpos_cli.quantum.backends import coefficients
+    from superpos_cli.quantum.backends import fourier as fourier_mod
+
+    spec = CircuitSpec(n_qubits=3, depth=2, readout=readout)
+    omega, degree = fourier_mod.spectrum(spec)
+    gen = torch.Generator().manual_seed(3)
+    angles = [(torch.rand(2, 3, generator=gen, dtype=torch.float64) * 6 - 3,
+               torch.rand(2, 3, generator=gen, dtype=torch.float64) * 6 - 3) for _ in range(3)]
+    stacked = np.stack([np.stack([t.numpy(), p.numpy()]) for t, p in angles])
+    coef, jacobian = coefficients.group_coefficients_and_jacobian(spec, omega, degree, stacked)
+    for g, (theta, phi) in enumerate(angles):
+        c1, j1 = coefficients.coefficients_and_jacobian(spec, omega, degree, theta, phi)
+        np.testing.assert_allclose(coef[g], c1, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(jacobian[g], j1, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_direct_calls_match_eager_across_sizes(monkeypatch):
+    from superpos_cli.quantum.backends import fourier as fourier_mod
+
+    monkeypatch.setattr(fourier_mod, "COMPILE", True)
+    # Sizes change after the first (capturing) call: the direct path has dynamic sizes.
+    coef = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    for n in (37, 1000, 5, 4096):
+        x = torch.randn(n) * 5
+        grad = torch.randn(n)
+        y = fourier_mod._run("forward", x, coef, 0.5, 0.25)
+        torch.testing.assert_close(y, fourier_mod._forward_kernel(x, coef, 0.5, 0.25), rtol=1e-5, atol=1e-5)
+        gx, moments = fourier_mod._run("backward", x, grad, coef, 0.5, 0.25)
+        ref_gx, ref_moments = fourier_mod._backward_kernel(x, grad, coef, 0.5, 0.25)
+        torch.testing.assert_close(gx, ref_gx, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(moments, ref_moments, rtol=1e-4, atol=1e-3)
+    assert any(entry for entry in fourier_mod._direct.values()), "the direct path was not taken"

@@ -18,6 +18,7 @@ from torch import nn
 
 from superpos_cli.errors import BadInput
 from superpos_cli.quantum import CircuitSpec, get_backend, prepare
+from superpos_cli.quantum.backends.fourier import prepare_group
 from superpos_cli.slowdown import slowdown_factor
 
 PHI_INPUTS = ("raw", "scaled")
@@ -63,6 +64,7 @@ class QuantumAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)  # rows: W_q, W_k, W_v, as MultiheadAttention
         self.out = nn.Linear(d_model, d_model)
         self.attn_drop = nn.Dropout(dropout)
+        self._prepared = None  # (circuit, angle versions) from prepare_attention, used once
         if circuit is not None:
             shape = ((n_heads,) if per_head else ()) + (circuit.depth, circuit.n_qubits)
             self.theta = nn.Parameter((torch.rand(shape) * 2 - 1) * math.pi)
@@ -73,6 +75,17 @@ class QuantumAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, D), key_padding_mask (B, T) bool with True = padding -> (B, T, D)."""
+        out = self._attend(x, key_padding_mask)
+        extra = math.ceil(slowdown_factor("attention") - 1.0) if self.circuit is not None else 0
+        for _ in range(extra):
+            # Test-only (SUPERPOS_TEST_SLOWDOWN=attention=k): quantum attention does its
+            # whole work again, forward and backward, added times zero under a restored
+            # RNG state (dropout), so no result changes; the classical control does not.
+            with torch.random.fork_rng(devices=[]):
+                out = out + 0.0 * self._attend(x, key_padding_mask)
+        return out
+
+    def _attend(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, d_k)
         scores = q @ k.transpose(-2, -1)  # (B, H, T, T), raw Q K^T
@@ -110,25 +123,51 @@ class QuantumAttention(nn.Module):
         The backends fold alpha * inputs into their pass over the scores (one kernel
         for fourier), saving a full read and write of the logits each way.
         """
-        extra = slowdown_factor("attention") - 1.0
-        if extra > 0:
-            # Test-only (SUPERPOS_TEST_SLOWDOWN): redo the Phi term's work, forward
-            # and backward, and add it times zero so no result changes.
-            return self._phi_term(inputs, alpha) + sum(
-                0.0 * self._phi_term(inputs, alpha) for _ in range(math.ceil(extra)))
-        return self._phi_term(inputs, alpha)
-
-    def _phi_term(self, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
         if not self.per_head:
-            return self._chunked(prepare(self.circuit, self.theta, self.phi, self.backend), inputs, alpha)
+            return self._chunked(self._take_prepared() or prepare(self.circuit, self.theta, self.phi, self.backend),
+                                 inputs, alpha)
         heads = [
             self._chunked(prepare(self.circuit, self.theta[h], self.phi[h], self.backend), inputs[:, h], alpha)
             for h in range(self.n_heads)
         ]
         return torch.stack(heads, dim=1)  # (B, H, T, T)
 
+    def _take_prepared(self):
+        """The circuit :func:`prepare_attention` made for this forward, if still valid (once)."""
+        held, self._prepared = getattr(self, "_prepared", None), None
+        if held is None:
+            return None
+        circuit, versions = held
+        if versions != (self.theta._version, self.phi._version) or circuit._angles[0] is not self.theta:
+            return None
+        return circuit
+
     def _chunked(self, circuit, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
         if inputs.numel() <= self.chunk_elements:
             return circuit.evaluate(inputs, alpha)
         parts = inputs.reshape(-1).split(self.chunk_elements)
         return torch.cat([circuit.evaluate(part, alpha) for part in parts]).view(inputs.shape)
+
+
+def prepare_attention(modules) -> None:
+    """Compute the circuit coefficients of several quantum attention layers in one pass.
+
+    Layers with the same circuit spec on the fourier backend (shared angles, float32 or
+    float64 alike) get their coefficients, and in backward their angle gradients, from
+    one batched simulation; each layer's next forward uses them (once, and only while
+    its angles are unchanged). Anything else prepares as usual in forward.
+    """
+    if not torch.is_grad_enabled():
+        return  # no-grad evaluation reuses cached coefficients per layer instead
+    groups: dict[tuple, list] = {}
+    for m in modules:
+        if (isinstance(m, QuantumAttention) and m.circuit is not None and not m.per_head
+                and m.backend == "fourier" and (m.theta.requires_grad or m.phi.requires_grad)
+                and m.theta.dtype == m.phi.dtype):
+            groups.setdefault((m.circuit, m.theta.dtype, m.theta.device), []).append(m)
+    for (spec, _, _), members in groups.items():
+        circuits = prepare_group(spec, [(m.theta, m.phi) for m in members])
+        if circuits is None:
+            continue
+        for m, circuit in zip(members, circuits):
+            m._prepared = circuit, (m.theta._version, m.phi._version)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from superpos_cli.models.attention import QuantumAttention
+from superpos_cli.models.attention import QuantumAttention, prepare_attention
 from superpos_cli.models.config import ModelConfig
 
 
@@ -50,6 +50,7 @@ class TransformerClassifier(nn.Module):
         pad = ids.eq(0)  # (B, T), True where padding
         positions = torch.arange(ids.shape[1], device=ids.device)
         x = self.drop(self.embed(ids) + self.pos(positions))  # (B, T, D)
+        prepare_attention([block.attn for block in self.blocks])  # one coefficient pass for all layers
         for block in self.blocks:
             x = block(x, pad)
         keep = (~pad).unsqueeze(-1).to(x.dtype)  # (B, T, 1)

@@ -123,6 +123,20 @@ def _readout_map(spec: CircuitSpec, omega: float, degree: int) -> torch.Tensor:
     return out.reshape(shape * 2, 2 * (degree + 1))
 
 
+def _shift(state: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """An encoding's frequency shift: (., slots, dim) -> (., slots + n, dim)."""
+    padded = np.zeros((state.shape[0], state.shape[1] + 2 * n, state.shape[2]), dtype=np.complex128)
+    padded[:, n:-n] = state
+    return padded.reshape(len(padded), -1)[:, index]  # index: (slots + n, dim) into the flattened padded slots
+
+
+@lru_cache(maxsize=None)
+def _initial_state(spec: CircuitSpec, omega: float, degree: int) -> np.ndarray:
+    """The state entering layer 0's gates, independent of the angles: (1, slots, dim)."""
+    _, _, _, start, shift_index, _, _ = _constants(spec, omega, degree)
+    return _shift(start, shift_index[0], spec.n_qubits) if 0 in shift_index else start
+
+
 def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, theta: torch.Tensor, phi: torch.Tensor):
     """(coef (2, F+1), jacobian (2 * depth * n, 2, F+1)) float64 numpy arrays, no autograd.
 
@@ -130,11 +144,24 @@ def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, thet
     numpy, not torch: these are ~30 ops on a few thousand numbers, and numpy's
     per-op cost is a fraction of torch's.
     """
+    angles = np.stack([theta.numpy(force=True), phi.numpy(force=True)]).astype(np.float64)  # (2, D, n)
+    coef, jacobian = _simulate(spec, omega, degree, angles[None])
+    return coef[0], jacobian[0]
+
+
+def group_coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, angles: np.ndarray):
+    """As :func:`coefficients_and_jacobian` for G angle sets at once, angles (G, 2, D, n):
+    (coef (G, 2, F+1), jacobian (G, 2 * depth * n, 2, F+1)). One simulation of G * P
+    circuits costs little more than one of P (numpy's per-op cost dominates)."""
+    return _simulate(spec, omega, degree, np.asarray(angles, dtype=np.float64))
+
+
+def _simulate(spec: CircuitSpec, omega: float, degree: int, angles: np.ndarray):
     gate_map, inner, last, start, shift_index, shifts, readout_map = _constants(spec, omega, degree)
     n, depth = spec.n_qubits, spec.depth
-    angles = np.stack([theta.numpy(force=True), phi.numpy(force=True)]).astype(np.float64)  # (2, D, n)
-    # The circuit batch P runs along the last axis: numpy's inner loops stay long.
-    half = (angles[..., None] + shifts) * 0.5  # (2, D, n, P)
+    G = len(angles)
+    # The circuit batch G * P runs along the last axis: numpy's inner loops stay long.
+    half = (angles.transpose(1, 2, 3, 0)[..., None] + shifts[..., None, :]).reshape(*shifts.shape[:3], -1) * 0.5
     cos, sin = np.cos(half), np.sin(half)
     # p = (c_phi c_theta, c_phi s_theta, s_phi c_theta, s_phi s_theta), (D, 4, n * P)
     products = np.stack([cos[1] * cos[0], cos[1] * sin[0], sin[1] * cos[0], sin[1] * sin[0]], 1)
@@ -145,25 +172,24 @@ def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, thet
         size = unitary.shape[1] * 2
         unitary = (unitary[:, :, None, :, None] * mats[:, None, :, None, :, q]).reshape(depth, size, size, -1)
     steps = np.ascontiguousarray(unitary.transpose(0, 3, 2, 1))  # (D, P, dim, dim): state @ U^T
-    state = start  # (1, 1, dim)
+    state = _initial_state(spec, omega, degree)  # (1, slots, dim): start, shifted if layer 0 encodes
     for layer in range(depth):
-        if layer in shift_index:
-            index = shift_index[layer]  # (slots + n, dim) into the flattened zero-padded slots
-            padded = np.zeros((state.shape[0], state.shape[1] + 2 * n, state.shape[2]), dtype=np.complex128)
-            padded[:, n:-n] = state
-            state = padded.reshape(len(padded), -1)[:, index]  # (., slots + n, dim)
-        state = state @ steps[layer]  # (P, slots, dim)
+        if layer and layer in shift_index:
+            state = _shift(state, shift_index[layer], n)
+        state = state @ steps[layer]  # (P, slots, dim): state @ U^T
         fold = inner[layer] if layer + 1 < depth else last
         state = (state.reshape(-1, state.shape[-1]) @ fold).reshape(*state.shape[:2], -1)
     # state: (P, L+1, 1) for real, (P, L+1, n) for prob; the shifted ones get halved.
     if spec.readout == "real":
-        data = state[..., 0]  # (P, L+1)
+        data = state[..., 0]  # (G * P, L+1)
     else:
-        conj = state[0].conj().T
-        cross = state[1:] @ conj  # (P-1, L+1, L+1)
-        data = np.concatenate([(state[0] @ conj)[None], cross + cross.conj().swapaxes(-1, -2)]).reshape(len(state), -1)
-    coef = (np.ascontiguousarray(data).view(np.float64) @ readout_map).reshape(-1, 2, degree + 1)  # (P, 2, F+1)
-    return coef[0], coef[1:] * 0.5
+        state = state.reshape(G, -1, *state.shape[1:])  # (G, P, L+1, n)
+        conj = state[:, 0].conj().swapaxes(-1, -2)  # (G, n, L+1)
+        cross = state[:, 1:] @ conj[:, None]  # (G, P-1, L+1, L+1)
+        data = np.concatenate([(state[:, 0] @ conj)[:, None], cross + cross.conj().swapaxes(-1, -2)], 1)
+    data = np.ascontiguousarray(data).reshape(G * len(shifts[0, 0, 0]), -1)
+    coef = (data.view(np.float64) @ readout_map).reshape(G, -1, 2, degree + 1)  # (G, P, 2, F+1)
+    return coef[:, 0], coef[:, 1:] * 0.5
 
 
 class CircuitCoefficients(torch.autograd.Function):
@@ -172,14 +198,45 @@ class CircuitCoefficients(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta, phi, spec: CircuitSpec, omega: float, degree: int):
         coef, jacobian = coefficients_and_jacobian(spec, omega, degree, theta, phi)
-        ctx.jacobian = jacobian.reshape(len(jacobian), -1)  # (2 * D * n, 2(F+1)) numpy
-        ctx.meta = theta.shape, theta.dtype, phi.dtype, theta.device
+        # (2 * D * n, 2(F+1)) float64 on theta's device: backward is one torch matvec.
+        ctx.jacobian = torch.from_numpy(jacobian.reshape(len(jacobian), -1)).to(theta.device)
+        ctx.meta = theta.shape, theta.dtype, phi.dtype
         return torch.from_numpy(coef).to(theta.device, theta.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        shape, theta_dtype, phi_dtype, device = ctx.meta
-        g = grad.detach().reshape(-1).to("cpu", torch.float64).numpy()
-        flat = torch.from_numpy(ctx.jacobian @ g).to(device)  # (2 * D * n,)
+        shape, theta_dtype, phi_dtype = ctx.meta
+        flat = torch.mv(ctx.jacobian, grad.detach().reshape(-1).to(torch.float64))  # (2 * D * n,)
         g_theta, g_phi = flat.view(2, *shape)
         return g_theta.to(theta_dtype), g_phi.to(phi_dtype), None, None, None
+
+
+class GroupCoefficients(torch.autograd.Function):
+    """(theta_1, phi_1, ..., theta_G, phi_G) -> (coef_1, ..., coef_G), one simulation for all.
+
+    For models with several quantum layers of one circuit spec: one numpy pass and one
+    autograd node per step instead of one each per layer.
+    """
+
+    @staticmethod
+    def forward(ctx, spec: CircuitSpec, omega: float, degree: int, *angles):
+        thetas, phis = angles[0::2], angles[1::2]
+        stacked = np.stack([np.stack([t.numpy(force=True), p.numpy(force=True)]) for t, p in zip(thetas, phis)])
+        coef, jacobian = group_coefficients_and_jacobian(spec, omega, degree, stacked)
+        device = thetas[0].device
+        ctx.jacobian = torch.from_numpy(jacobian.reshape(*jacobian.shape[:2], -1)).to(device)  # (G, 2Dn, 2(F+1))
+        ctx.meta = [(t.shape, t.dtype, p.dtype) for t, p in zip(thetas, phis)]
+        out = torch.from_numpy(coef).to(device, thetas[0].dtype)  # callers group by dtype
+        return tuple(c.clone() for c in out.unbind(0))  # separate tensors, not views of one
+
+    @staticmethod
+    def backward(ctx, *grads):
+        jacobian = ctx.jacobian
+        g = torch.stack([torch.zeros(jacobian.shape[-1], dtype=torch.float64, device=jacobian.device)
+                         if grad is None else grad.detach().reshape(-1).to(torch.float64) for grad in grads])
+        flat = (jacobian @ g[:, :, None])[..., 0]  # (G, 2 * D * n)
+        out = [None, None, None]
+        for f, (shape, theta_dtype, phi_dtype) in zip(flat, ctx.meta):
+            g_theta, g_phi = f.view(2, *shape)
+            out += [g_theta.to(theta_dtype), g_phi.to(phi_dtype)]
+        return tuple(out)

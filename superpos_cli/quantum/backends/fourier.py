@@ -152,13 +152,28 @@ _direct: dict[tuple, object] = {}
 
 
 def _direct_key(name: str, args) -> tuple | None:
-    x = args[0]
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    if x.dim() != 1 or x.numel() < 2 or any(not t.is_contiguous() or t.requires_grad for t in tensors):
+    *tensors, coef, omega, alpha = args
+    x = tensors[0]
+    if x.dim() != 1 or x.numel() < 2 or type(omega) is not float or type(alpha) is not float:
         return None
-    if not all(isinstance(a, float) for a in args if not isinstance(a, torch.Tensor)):
-        return None
-    return (name, x.dim(), tuple((t.dtype, t.device, t.dim() if t is not args[-3] else tuple(t.shape)) for t in tensors))
+    for t in (*tensors, coef):
+        if not t.is_contiguous() or t.requires_grad:
+            return None
+    return (name, x.dtype, x.device, *(t.dtype for t in tensors[1:]), coef.dtype, coef.device, tuple(coef.shape))
+
+
+_scalars: dict[tuple, torch.Tensor] = {}
+
+
+def _scalar(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """A 0-dim tensor for a float argument, cached (omega and alpha take few values)."""
+    key = (value, dtype)
+    out = _scalars.get(key)
+    if out is None:
+        if len(_scalars) > 256:
+            _scalars.clear()
+        out = _scalars[key] = torch.tensor(value, dtype=dtype)
+    return out
 
 
 def _direct_call(name: str, args):
@@ -210,14 +225,16 @@ def _builders(gm):
         source = grapharg.source.name
         source = source() if callable(source) else source
         example = grapharg.example
-        match = re.fullmatch(r"L\['(\w+)'\](\.size\(\)\[(\d+)\])?", source)
+        match = re.fullmatch(r"L\['(\w+)'\](\.size\(\)\[(\d+)\]|\.storage_offset\(\))?", source)
         if match is None:
             return None
         arg, dim = match.group(1), match.group(3)
-        if dim is not None:
+        if match.group(2) == ".storage_offset()":
+            out.append(lambda scope, arg=arg: scope[arg].storage_offset())
+        elif dim is not None:
             out.append(lambda scope, arg=arg, dim=int(dim): scope[arg].shape[dim])
         elif isinstance(example, torch.Tensor) and example.dim() == 0 and arg in ("omega", "alpha"):
-            out.append(lambda scope, arg=arg, dtype=example.dtype: torch.tensor(scope[arg], dtype=dtype))
+            out.append(lambda scope, arg=arg, dtype=example.dtype: _scalar(scope[arg], dtype))
         elif arg in ("x", "coef", "grad"):
             out.append(lambda scope, arg=arg: scope[arg])
         else:
@@ -249,6 +266,22 @@ class TrigPolynomial(torch.autograd.Function):
         return grad_x, moments.to(coef.dtype), None, None
 
 
+# No-grad evaluation prepares the same angles again and again (every batch of an
+# evaluation pass): reuse the last coefficients per spec while the angles are equal.
+_EVAL_CACHE: dict[tuple, tuple] = {}
+
+
+def _no_grad_coefficients(spec: CircuitSpec, omega: float, degree: int, theta: torch.Tensor, phi: torch.Tensor):
+    key = (spec, omega, degree, theta.dtype, phi.dtype, theta.device)
+    hit = _EVAL_CACHE.get(key)
+    if hit is not None and torch.equal(hit[0], theta) and torch.equal(hit[1], phi):
+        return hit[2]
+    coef, _ = coefficients.coefficients_and_jacobian(spec, omega, degree, theta, phi)
+    coef = torch.from_numpy(coef).to(theta.device, theta.dtype)
+    _EVAL_CACHE[key] = theta.detach().clone(), phi.detach().clone(), coef
+    return coef
+
+
 class FourierCircuit:
     """Readout coefficients computed once per (theta, phi); any batch x evaluated from them.
 
@@ -264,7 +297,10 @@ class FourierCircuit:
         self._angles = theta, phi
         self._sampler = None
         if coefficients.fits(spec):
-            self.coefficients = coefficients.CircuitCoefficients.apply(theta, phi, spec, self.omega, self.degree)
+            if torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad):
+                self.coefficients = coefficients.CircuitCoefficients.apply(theta, phi, spec, self.omega, self.degree)
+            else:
+                self.coefficients = _no_grad_coefficients(spec, self.omega, self.degree, theta, phi)
             return
         n = 2 * self.degree + 1
         w = 2 * math.pi * torch.arange(n, dtype=torch.float64) / n  # (2F+1,)
@@ -272,6 +308,17 @@ class FourierCircuit:
         coef = _dft(self.degree) @ samples.to(torch.complex128)  # (F+1,) C_k
         # f = Re sum C_k e^{ikw} = sum Re C_k cos kw - Im C_k sin kw
         self.coefficients = torch.stack([coef.real, -coef.imag]).to(theta.dtype)  # (2, F+1)
+
+    @classmethod
+    def from_coefficients(cls, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, coef: torch.Tensor):
+        """A circuit whose coefficients were computed elsewhere (:func:`prepare_group`)."""
+        self = cls.__new__(cls)
+        self.spec = spec
+        self.omega, self.degree = spectrum(spec)
+        self._angles = theta, phi
+        self._sampler = None
+        self.coefficients = coef
+        return self
 
     def _torch_circuit(self) -> TorchCircuit:
         if self._sampler is None:
@@ -302,3 +349,14 @@ class FourierBackend:
             warnings.warn(reason, SpectralFallbackWarning, stacklevel=3)
             return TorchCircuit(spec, theta, phi)
         return FourierCircuit(spec, theta, phi)
+
+
+def prepare_group(spec: CircuitSpec, angles: list[tuple[torch.Tensor, torch.Tensor]]) -> list[FourierCircuit] | None:
+    """FourierCircuits for several (theta, phi) of one spec from one batched simulation
+    with one autograd node, or None where that does not apply (then prepare each)."""
+    if fallback_reason(spec) is not None or not coefficients.fits(spec) or len(angles) < 2:
+        return None
+    omega, degree = spectrum(spec)
+    flat = [a for pair in angles for a in pair]
+    coefs = coefficients.GroupCoefficients.apply(spec, omega, degree, *flat)
+    return [FourierCircuit.from_coefficients(spec, t, p, c) for (t, p), c in zip(angles, coefs)]
