@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from superpos_cli.errors import BadInput
-from superpos_cli.models.attention import QuantumAttention
+from superpos_cli.models.attention import QuantumAttention, prepare_attention
 from superpos_cli.models.config import AttentionConfig, ModelConfig
 
 
@@ -116,6 +116,7 @@ class GPT(nn.Module):
             raise BadInput(f"sequence length {T} exceeds the model's context {self.cfg.context}")
         positions = torch.arange(T, device=ids.device)  # (T,)
         x = self.drop(self.embed(ids) + self.pos(positions))  # (B, T, D)
+        prepare_attention([block.attn for block in self.blocks])  # one coefficient pass for all layers
         for block in self.blocks:
             x = block(x)  # (B, T, D)
         return self.head(self.ln_f(x))  # (B, T, V)
