@@ -99,3 +99,13 @@ def test_malformed_data_file_is_exit_2(tmp_path):
     bad.write_text('{"text": "a", "label": 0}\n{oops\n')
     result = _invoke(["compare", "sgd", "--data", str(bad)])
     assert result.exit_code == 2 and "line 2" in result.output
+
+
+def test_circuit_flags_reach_the_model(tiny_jsonl):
+    result = _invoke(["train", "--optim", "adam", "--data", str(tiny_jsonl), "--json", "--attention", "quantum",
+                      "--encoding", "first-layer", "--entangler", "ring", "--readout", "prob", "--qubits", "2",
+                      "--max-epochs", "1", "--evals-per-epoch", "1"])
+    assert result.exit_code == 0, result.output
+    options = json.loads(result.stdout)["config"]["task_options"]
+    assert options == {"data_path": str(tiny_jsonl), "kind": "quantum", "encoding": "first-layer",
+                       "entangler": "ring", "readout": "prob", "n_qubits": 2}
