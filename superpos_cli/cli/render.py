@@ -76,6 +76,18 @@ def trial_progress(total: int, label: str = "trials") -> Iterator[Any]:
         yield on_event
 
 
+def _accuracy_cells(summary: dict[str, Any], max_epochs: int) -> list[str]:
+    """final accuracy [CI], epochs to target [CI], reached, epoch s, overhead of an arm or cell."""
+    acc, e2t = summary["final_accuracy"], summary["epochs_to_target"]
+    return [
+        _num(acc["mean"], 2, pct=True) + _ci(acc["ci"], lambda v: _num(v, 2, pct=True)),
+        _epochs(e2t["median"], max_epochs) + _ci(e2t["ci"], lambda v: _epochs(v, max_epochs)),
+        f"{e2t['success_rate']:.0%}",
+        _num(summary["epoch_time_s"]["median"], 3),
+        _num(summary["overhead"], 1, pct=True, signed=True),
+    ]
+
+
 def compare_table(doc: dict[str, Any]) -> Table:
     """One row per arm, then the paper's reference rows."""
     max_epochs = doc["max_epochs"]
@@ -93,14 +105,9 @@ def compare_table(doc: dict[str, Any]) -> Table:
         table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
     for arm in doc["arms"]:
         if accuracy_task:
-            acc, e2t = arm["final_accuracy"], arm["epochs_to_target"]
             table.add_row(
                 arm["name"],
-                _num(acc["mean"], 2, pct=True) + _ci(acc["ci"], lambda v: _num(v, 2, pct=True)),
-                _epochs(e2t["median"], max_epochs) + _ci(e2t["ci"], lambda v: _epochs(v, max_epochs)),
-                f"{e2t['success_rate']:.0%}",
-                _num(arm["epoch_time_s"]["median"], 3),
-                _num(arm["overhead"], 1, pct=True, signed=True),
+                *_accuracy_cells(arm, max_epochs),
                 _num(arm["break_even_speedup"]),
                 _num(arm["achieved_speedup"]),
                 _num(arm["time_to_target_ratio"]),
@@ -172,15 +179,10 @@ def ablate_table(doc: dict[str, Any]) -> Table:
         mark = "best" if cell["best"] else ""
         verdict = "control" if cell["control"] else cell["verdict"]
         if accuracy_task:
-            acc, e2t = cell["final_accuracy"], cell["epochs_to_target"]
             ratio = cell["epochs_ratio_ci"]
             table.add_row(
                 cell["label"],
-                _num(acc["mean"], 2, pct=True) + _ci(acc["ci"], lambda v: _num(v, 2, pct=True)),
-                _epochs(e2t["median"], max_epochs) + _ci(e2t["ci"], lambda v: _epochs(v, max_epochs)),
-                f"{e2t['success_rate']:.0%}",
-                _num(cell["epoch_time_s"]["median"], 3),
-                _num(cell["overhead"], 1, pct=True, signed=True),
+                *_accuracy_cells(cell, max_epochs),
                 "-" if ratio is None else "[" + ", ".join("inf" if v is None else _num(v) for v in ratio) + "]",
                 _num(cell["p_holm"], 3),
                 verdict,
