@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import Counter
 
 import pytest
@@ -93,6 +94,9 @@ def test_interrupt_keeps_finished_trials_and_stops_workers(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
         with pytest.raises(KeyboardInterrupt):
             execute(trials, store=store, on_event=Events(stop_at_done=1), jobs=2)
+        deadline = time.monotonic() + 15  # a terminated worker may take a moment to be reaped
+        while multiprocessing.active_children() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not multiprocessing.active_children()
         stored = [store.get(ResultsStore.config_hash(t.config())) for t in trials]
         assert sum(r is not None for r in stored) == 1  # the one that finished, nothing half-written
