@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from superpos_cli.cli.app import app
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.profile import ProfileSpec, interleaved_runs, parse_parts
+from superpos_cli.experiments.profile import ProfileSpec, parse_parts
+from superpos_cli.experiments.timing import interleaved_runs
 
 runner = CliRunner()
 

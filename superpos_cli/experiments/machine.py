@@ -60,6 +60,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def peak_memory_mb() -> float:
-    """Resident set size of this process, in MiB."""
+def rss_mb() -> float:
+    """Resident set size of this process now, in MiB."""
     return psutil.Process().memory_info().rss / 2**20

@@ -37,6 +37,7 @@ import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import machine_info, versions
+from superpos_cli.experiments.timing import interleaved_runs, summary
 
 PARTS = ("circuit", "attention", "optimizer", "epoch", "lm")
 DEFAULT_PARTS = ("circuit", "attention", "optimizer", "epoch")
@@ -150,11 +151,6 @@ class PeakRSS:
 # --------------------------------------------------------------------------- epoch
 
 
-def summary(samples: Sequence[float]) -> dict[str, Any]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
-            "samples": list(samples)}
-
-
 class TrainingSteps:
     """A textcls (or any task) model and optimizer that can run ``n`` timed training steps.
 
@@ -202,23 +198,6 @@ class TrainingSteps:
             if self.batch_tokens:
                 tokens += self.batch_tokens(batch)
         return elapsed, tokens
-
-
-def interleaved_runs(runners: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[Any]]:
-    """Results of each runner over ``repeats`` rounds, order A B C D, D C B A, ...
-
-    Alternating the order (ABBA) cancels linear drift of the machine's speed between
-    the first and the last of a round, which plain A B C D, A B C D does not.
-    """
-    names = list(runners)
-    for _ in range(warmup):
-        for name in names:
-            runners[name]()
-    results: dict[str, list[Any]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else reversed(names):
-            results[name].append(runners[name]())
-    return results
 
 
 def epoch_times(configs: Sequence[tuple[str, str]], repeats: int, steps: int | None = None, seed: int = 0,

@@ -12,13 +12,12 @@ as ``warmup_s``.
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
-import psutil
 import torch
 
-from superpos_cli.experiments.timing import interleaved, summary
+from superpos_cli.experiments.machine import rss_mb
+from superpos_cli.experiments.timing import interleaved, summary, timed
 from superpos_cli.models.attention import QuantumAttention
 from superpos_cli.quantum import CircuitSpec, evaluate
 
@@ -28,16 +27,6 @@ SMALL_BATCH = 128  # qiskit and aer: ~2,000 circuits/s
 # d_model 64, sequences of at most 64 tokens.
 TEXTCLS_SHAPE = (32, 4, 64, 16)
 SEED = 0
-
-
-def _rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def _timed_once(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def profile_circuit(n_qubits: int, depth: int, repeats: int = 5, batch: int = ATTENTION_BATCH) -> list[dict]:
@@ -50,7 +39,7 @@ def profile_circuit(n_qubits: int, depth: int, repeats: int = 5, batch: int = AT
     small = big[:SMALL_BATCH].double()
     inputs = {"fourier": big, "torch": big, "qiskit": small, "aer": small}
     calls = {name: (lambda name=name, x=x: evaluate(spec, theta, phi, x, name)) for name, x in inputs.items()}
-    warmup = {name: _timed_once(fn) for name, fn in calls.items()}
+    warmup = {name: timed(fn)() for name, fn in calls.items()}
     samples = interleaved(calls, repeats, warmup=0)
     rows = []
     for name, times in samples.items():
@@ -65,7 +54,7 @@ def profile_circuit(n_qubits: int, depth: int, repeats: int = 5, batch: int = AT
             **stats,
             "circuits_per_s": len(inputs[name]) / stats["median"],
             "warmup_s": warmup[name],
-            "peak_memory_mb": _rss_mb(),
+            "peak_memory_mb": rss_mb(),
         })
     aer_rate = next(r["circuits_per_s"] for r in rows if r["backend"] == "aer")
     for row in rows:
@@ -98,7 +87,7 @@ def profile_attention(
             module(x).sum().backward()
 
         calls = {name: (lambda m=m: step(m)) for name, m in modules.items()}
-        warmup = {name: _timed_once(fn) for name, fn in calls.items()}
+        warmup = {name: timed(fn)() for name, fn in calls.items()}
         samples = interleaved(calls, repeats, warmup=0)
         classical = summary(samples["classical"])["median"]
         for name, times in samples.items():
@@ -111,6 +100,6 @@ def profile_attention(
                 **stats,
                 "ratio_vs_classical": stats["median"] / classical,
                 "warmup_s": warmup[name],
-                "peak_memory_mb": _rss_mb(),
+                "peak_memory_mb": rss_mb(),
             })
     return rows

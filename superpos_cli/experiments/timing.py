@@ -1,28 +1,47 @@
-"""Interleaved timing: every candidate runs once per round (A B C, A B C, ...), so
-drift on a shared machine hits all of them alike; summaries are min/median/max."""
+"""Interleaved timing shared by profile and bench.
+
+Every candidate runs once per round and the order alternates (A B C, C B A, ...):
+drift on a shared machine hits all candidates alike, and alternating cancels a
+linear drift within a round too. Summaries are min/median/max with the samples.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
+
+
+def interleaved_runs(runners: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[Any]]:
+    """Results of each runner over ``repeats`` rounds, order A B C, C B A, ...,
+    after ``warmup`` untimed rounds (allocation, kernel compilation)."""
+    names = list(runners)
+    for _ in range(warmup):
+        for name in names:
+            runners[name]()
+    results: dict[str, list[Any]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else reversed(names):
+            results[name].append(runners[name]())
+    return results
+
+
+def timed(fn: Callable[[], Any]) -> Callable[[], float]:
+    """``fn`` wrapped to return its own wall time in seconds."""
+    def run() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return run
 
 
 def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each function over ``repeats`` interleaved rounds, after
-    ``warmup`` untimed rounds (allocation, kernel compilation)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return samples
+    """Seconds per call of each function over ``repeats`` interleaved rounds."""
+    return interleaved_runs({name: timed(fn) for name, fn in fns.items()}, repeats, warmup)
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    """min/median/max of per-call seconds."""
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+def summary(samples: Sequence[float]) -> dict[str, Any]:
+    """min/median/max of the samples, and the samples themselves."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": list(samples)}
