@@ -56,6 +56,7 @@ def test_every_preset_builds_and_steps(preset):
         ("sgd:lambda", {}, "key=value"),
         ("sgd:colour=red", {}, "unknown optimizer option 'colour'"),
         ("adam:lambda=0.1", {}, "does not apply to optimizer 'adam'"),
+        ("momentum:fused=true", {}, "does not apply to optimizer 'momentum'"),
     ],
 )
 def test_bad_arms_are_bad_input(text, overrides, message):

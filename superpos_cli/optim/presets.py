@@ -40,11 +40,12 @@ ALIASES = {"n-qubits": "n_qubits", "qubits": "n_qubits", "weight-decay": "weight
            "eps-inside": "eps_inside", "perturb_scale": "lambda", "lam": "lambda"}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "adam": {"lr": 1e-3, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-    "adamw": {"lr": 1e-3, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+    # fused None: the optimizer's own default path.
+    "adam": {"lr": 1e-3, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "fused": None},
+    "adamw": {"lr": 1e-3, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "fused": None},
     "sgd": {"lr": 1e-3, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "lambda": 0.5,
             "perturb": "sin", "scope": "tensors", "n_qubits": 4, "eps_inside": False, "unscaled": False,
-            "l2": False},
+            "l2": False, "fused": None},
     "momentum": {"lr": 1e-2, "weight_decay": 0.0, "momentum": 0.9},
 }
 PRESET_ALIASES = {"superpos": "sgd"}
@@ -105,7 +106,7 @@ def parse_arm(text: str, overrides: dict[str, Any] | None = None, task_defaults:
             key = normalise_key(key)
             value = _coerce(key, value)
             _check(key, value)
-            if key in options or key == "fused":
+            if key in options:
                 options[key] = value
             elif layer is arm_options:
                 raise BadInput(f"option {key!r} does not apply to optimizer {preset!r}")
@@ -147,7 +148,7 @@ def build_optimizer(arm: ArmSpec, model: torch.nn.Module, seed: int = 0) -> torc
     if arm.preset in ("adam", "adamw"):
         cls = torch.optim.Adam if arm.preset == "adam" else torch.optim.AdamW
         return cls(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"],
-                   weight_decay=o["weight_decay"], fused=o.get("fused"))
+                   weight_decay=o["weight_decay"], fused=o["fused"])
     if arm.preset == "momentum":
         return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     from superpos_cli.optim.optimizer import SuperpositionalAdam
@@ -156,5 +157,5 @@ def build_optimizer(arm: ArmSpec, model: torch.nn.Module, seed: int = 0) -> torc
         params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"],
         perturb=o["perturb"], perturb_scale=o["lambda"], scope=o["scope"], n_qubits=o["n_qubits"],
         eps_inside_sqrt=o["eps_inside"], perturb_unscaled=o["unscaled"], decoupled_weight_decay=not o["l2"],
-        seed=seed, fused=o.get("fused"),
+        seed=seed, fused=o["fused"],
     )
