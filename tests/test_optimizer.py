@@ -267,6 +267,34 @@ def test_fused_float64_agrees():
     _assert_all_close(_path_run("fused", torch.float64, *case), _path_run("single", torch.float64, *case), atol=1e-12)
 
 
+@pytest.mark.parametrize("perturb", ["sin", "gaussian"])
+def test_fused_runs_of_equal_size_tensors_agree(perturb):
+    """Equal-size tensors share compiled calls in runs of 4, 2, 1 (seven tensors:
+    4 + 2 + 1), while other sizes and a non-contiguous tensor go on their own; every
+    tensor must still get its own update, as in the single-tensor reference."""
+
+    def run(path):
+        generator = torch.Generator().manual_seed(3)
+        params = [torch.randn(5, 6, generator=generator) for _ in range(7)]
+        params += [torch.randn(9, generator=generator), torch.randn(6, 5, generator=generator).t()]
+        params = [p.requires_grad_() for p in params]
+        optimizer = SuperpositionalAdam(params, lr=0.02, perturb=perturb, scope="all", seed=4, **PATHS[path])
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+            optimizer.step()
+        return [p.detach() for p in params]
+
+    assert not run("single")[-1].is_contiguous()
+    _assert_all_close(run("fused"), run("single"), atol=1e-6)
+
+
+def test_chunks_split_greedily():
+    assert functional._chunks(list(range(7))) == [[0, 1, 2, 3], [4, 5], [6]]
+    assert functional._chunks(list(range(9))) == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert functional._chunks([]) == []
+
+
 def test_fused_kernel_follows_current_thread_count():
     """The compiled kernel is an OpenMP loop split at call time (cpp.dynamic_threads):
     a kernel compiled at one thread count gives the same bits at another."""
