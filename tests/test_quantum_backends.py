@@ -246,3 +246,45 @@ def test_compiled_direct_calls_match_eager_across_sizes(monkeypatch):
         torch.testing.assert_close(gx, ref_gx, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(moments, ref_moments, rtol=1e-4, atol=1e-3)
     assert any(entry for entry in fourier_mod._direct.values()), "the direct path was not taken"
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("degree", range(1, 5))
+def test_power_basis_matches_clenshaw_with_gradients(degree, dtype, tol):
+    """Degrees up to POWER_BASIS_MAX_DEGREE run the power-basis kernels: value, d/dx and
+    d/dcoef must equal the Clenshaw kernels (eager, float64) on the same inputs."""
+    from superpos_cli.quantum.backends import fourier as fourier_mod
+
+    assert degree <= fourier_mod.POWER_BASIS_MAX_DEGREE
+    gen = torch.Generator().manual_seed(degree)
+    x64 = torch.randn(2000, generator=gen, dtype=torch.float64) * 8
+    coef64 = torch.randn(2, degree + 1, generator=gen, dtype=torch.float64)
+    coef64[1, 0] = 0.0  # sin(0 w) = 0: never part of a readout's coefficients
+    grad64 = torch.randn(2000, generator=gen, dtype=torch.float64)
+    x = x64.to(dtype).requires_grad_()
+    coef = coef64.to(dtype).requires_grad_()
+    y = fourier_mod.TrigPolynomial.apply(x, coef, 0.5, 0.25)
+    y.backward(grad64.to(dtype))
+    ref_y = fourier_mod._forward_kernel(x64, coef64, 0.5, 0.25)
+    ref_gx, ref_moments = fourier_mod._backward_kernel(x64, grad64, coef64, 0.5, 0.25)
+    scale = 1 + coef64.abs().sum().item()
+    torch.testing.assert_close(y.detach().double(), ref_y, rtol=0, atol=tol * scale)
+    torch.testing.assert_close(x.grad.double(), ref_gx, rtol=0, atol=tol * scale)
+    # Moments are sums over 2000 inputs: float32 rounding grows with the count.
+    torch.testing.assert_close(coef.grad.double()[:, :], ref_moments, rtol=0,
+                               atol=tol * grad64.abs().sum().item() * (degree + 1))
+
+
+def test_sincos_float32_accuracy():
+    from superpos_cli.quantum.backends import fourier as fourier_mod
+
+    w = torch.linspace(-1e4, 1e4, 2_000_001, dtype=torch.float64)
+    w = torch.cat([w, torch.linspace(-7, 7, 100_001, dtype=torch.float64)]).float()
+    cos, sin = fourier_mod._sincos(w)
+    exact = w.double()
+    assert (cos.double() - torch.cos(exact)).abs().max() < 1e-6
+    assert (sin.double() - torch.sin(exact)).abs().max() < 1e-6
+    far = torch.linspace(-4e5, 4e5, 100_001, dtype=torch.float64).float()
+    assert (fourier_mod._sincos(far)[1].double() - torch.sin(far.double())).abs().max() < 1e-5
+    cos64, sin64 = fourier_mod._sincos(exact)
+    assert torch.equal(cos64, torch.cos(exact)) and torch.equal(sin64, torch.sin(exact))
