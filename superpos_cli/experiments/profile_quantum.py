@@ -70,7 +70,9 @@ def profile_attention(
     backends: Sequence[str] = ("fourier", "torch"),
 ) -> list[dict]:
     """Forward + backward of QuantumAttention per shape (B, H, T, d_k): classical (Phi
-    off) and each quantum backend, the same weights and inputs."""
+    off) and each quantum backend, the same weights and inputs. Each backend's ratio
+    is to the classical samples interleaved with it; the classical row shows the
+    first pairing."""
     spec = CircuitSpec(n_qubits=n_qubits, depth=depth)
     rows = []
     for B, H, T, d_k in shapes:
@@ -88,9 +90,17 @@ def profile_attention(
 
         calls = {name: (lambda m=m: step(m)) for name, m in modules.items()}
         warmup = {name: timed(fn)() for name, fn in calls.items()}
-        samples = interleaved(calls, repeats, warmup=0)
-        classical = summary(samples["classical"])["median"]
+        # Each backend is timed in its own pairing with classical (C B B C ...): a
+        # backend that churns memory (torch allocates ~100x the scores) must not
+        # run between another backend's samples and its reference.
+        samples, references = {}, {}
+        for backend in backends:
+            pair = interleaved({"classical": calls["classical"], backend: calls[backend]}, repeats, warmup=0)
+            samples.setdefault("classical", pair["classical"])
+            samples[backend], references[backend] = pair[backend], summary(pair["classical"])["median"]
+        references["classical"] = summary(samples["classical"])["median"]
         for name, times in samples.items():
+            classical = references[name]
             stats = summary(times)
             rows.append({
                 "part": "attention",
