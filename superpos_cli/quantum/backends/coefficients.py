@@ -55,16 +55,19 @@ def _kron_all(vectors: list[torch.Tensor]) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def _constants(spec: CircuitSpec, omega: float, degree: int):
-    """Everything about ``spec`` that does not depend on the angles, as numpy arrays."""
+def _constants(spec: CircuitSpec, omega: float, degree: int, real: type = np.float64):
+    """Everything about ``spec`` that does not depend on the angles, as numpy arrays
+    of the precision ``real`` (float64, or float32 with complex64 amplitudes)."""
     n, dim, depth, L = spec.n_qubits, spec.dim, spec.depth, spec.n_encodings
     c128 = torch.complex128
     v = y_eigenbasis(c128)  # (2, 2) columns: Y eigenvectors
     # Rz(phi) Ry(theta) = sum_a p_a B_a with p = (c_phi c_theta, c_phi s_theta,
     # s_phi c_theta, s_phi s_theta) of the half angles; times V on encoding layers.
     basis = torch.tensor([[[1, 0], [0, 1]], [[0, -1], [1, 0]], [[-1j, 0], [0, 1j]], [[0, 1j], [1j, 0]]], dtype=c128)
-    gate_map = torch.stack([basis @ v if spec.encodes(layer) else basis for layer in range(depth)])  # (D, 4, 2, 2)
-    gate_map = torch.view_as_real(gate_map.reshape(depth, 4, 4)).permute(0, 3, 2, 1).reshape(depth, 8, 4)  # (D, re/im * entry, p)
+    gates = torch.stack([basis @ v if spec.encodes(layer) else basis for layer in range(depth)])  # (D, 4, 2, 2)
+    # p (., 4) @ gate_map (4, 8) = every gate's entries (k, l) as interleaved (re, im),
+    # so the product views as complex without another pass.
+    gate_map = torch.view_as_real(gates.reshape(depth, 4, 4)).reshape(depth, 4, 8)  # (D, p, entry * re/im)
     # After each layer's gates: the CNOT block, then V^dagger on every qubit when the
     # next layer encodes (row-vector convention: state <- state @ U^T @ fold).
     perm = cnot_permutation(n, spec.cnots())
@@ -94,8 +97,20 @@ def _constants(spec: CircuitSpec, omega: float, degree: int):
     shifts[:, 1:] = torch.eye(n_par, dtype=torch.float64) * math.pi
     shifts = shifts.reshape(2, depth, n, 1 + n_par)
     readout_map = _readout_map(spec, omega, degree)
-    return (gate_map.numpy(), [f.numpy() for f in inner], last.numpy(), start.numpy(),
-            {k: i.numpy() for k, i in shift_index.items()}, shifts.numpy(), readout_map.numpy())
+    if spec.readout == "real":
+        # Last fold and readout in one complex map of the flattened final state:
+        # coef = Re(state @ W), W[s, d] = last[d] (R[2s] - i R[2s+1]), since
+        # Re(z) a + Im(z) b = Re(z (a - ib)) for the data z_s = sum_d state[s, d] last[d].
+        pairs = readout_map.reshape(-1, 2, readout_map.shape[-1])  # (slots, re/im, 2(F+1))
+        weights = (pairs[:, 0] - 1j * pairs[:, 1]).to(c128)  # (slots, 2(F+1))
+        readout_map = (weights[:, None, :] * last[None, :, 0, None]).reshape(-1, weights.shape[-1])  # (slots dim, 2(F+1))
+    cplx = np.result_type(real, np.complex64).type
+
+    def cast(t: torch.Tensor) -> np.ndarray:
+        return t.numpy().astype(cplx if t.is_complex() else real)
+
+    return (cast(gate_map), [cast(f) for f in inner], cast(last), cast(start),
+            {k: i.numpy() for k, i in shift_index.items()}, cast(shifts), cast(readout_map))
 
 
 def _readout_map(spec: CircuitSpec, omega: float, degree: int) -> torch.Tensor:
@@ -125,26 +140,34 @@ def _readout_map(spec: CircuitSpec, omega: float, degree: int) -> torch.Tensor:
 
 def _shift(state: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
     """An encoding's frequency shift: (., slots, dim) -> (., slots + n, dim)."""
-    padded = np.zeros((state.shape[0], state.shape[1] + 2 * n, state.shape[2]), dtype=np.complex128)
+    padded = np.zeros((state.shape[0], state.shape[1] + 2 * n, state.shape[2]), dtype=state.dtype)
     padded[:, n:-n] = state
     return padded.reshape(len(padded), -1)[:, index]  # index: (slots + n, dim) into the flattened padded slots
 
 
 @lru_cache(maxsize=None)
-def _initial_state(spec: CircuitSpec, omega: float, degree: int) -> np.ndarray:
+def _initial_state(spec: CircuitSpec, omega: float, degree: int, real: type) -> np.ndarray:
     """The state entering layer 0's gates, independent of the angles: (1, slots, dim)."""
-    _, _, _, start, shift_index, _, _ = _constants(spec, omega, degree)
+    _, _, _, start, shift_index, _, _ = _constants(spec, omega, degree, real)
     return _shift(start, shift_index[0], spec.n_qubits) if 0 in shift_index else start
 
 
+def _precision(*dtypes) -> type:
+    """float32 (complex64 amplitudes) when every angle is float32: coefficients to
+    ~1e-7, a quarter faster; float64 otherwise (the 1e-10 parity tests)."""
+    return np.float32 if all(d in (torch.float32, np.float32) for d in dtypes) else np.float64
+
+
 def coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int, theta: torch.Tensor, phi: torch.Tensor):
-    """(coef (2, F+1), jacobian (2 * depth * n, 2, F+1)) float64 numpy arrays, no autograd.
+    """(coef (2, F+1), jacobian (2 * depth * n, 2, F+1)) numpy arrays, no autograd, in
+    float32 for float32 angles and float64 otherwise.
 
     jacobian[i] = d coef / d angle_i, angles flattened as (theta.ravel(), phi.ravel()).
     numpy, not torch: these are ~30 ops on a few thousand numbers, and numpy's
     per-op cost is a fraction of torch's.
     """
-    angles = np.stack([theta.numpy(force=True), phi.numpy(force=True)]).astype(np.float64)  # (2, D, n)
+    real = _precision(theta.dtype, phi.dtype)
+    angles = np.stack([theta.numpy(force=True), phi.numpy(force=True)]).astype(real)  # (2, D, n)
     coef, jacobian = _simulate(spec, omega, degree, angles[None])
     return coef[0], jacobian[0]
 
@@ -153,42 +176,46 @@ def group_coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int
     """As :func:`coefficients_and_jacobian` for G angle sets at once, angles (G, 2, D, n):
     (coef (G, 2, F+1), jacobian (G, 2 * depth * n, 2, F+1)). One simulation of G * P
     circuits costs little more than one of P (numpy's per-op cost dominates)."""
-    return _simulate(spec, omega, degree, np.asarray(angles, dtype=np.float64))
+    angles = np.asarray(angles)
+    return _simulate(spec, omega, degree, angles.astype(_precision(angles.dtype), copy=False))
 
 
 def _simulate(spec: CircuitSpec, omega: float, degree: int, angles: np.ndarray):
-    gate_map, inner, last, start, shift_index, shifts, readout_map = _constants(spec, omega, degree)
+    real = angles.dtype.type  # float32 or float64: the precision of every array below
+    gate_map, inner, last, start, shift_index, shifts, readout_map = _constants(spec, omega, degree, real)
+    cplx = np.result_type(real, np.complex64).type
     n, depth = spec.n_qubits, spec.depth
     G = len(angles)
     # The circuit batch G * P runs along the last axis: numpy's inner loops stay long.
     half = (angles.transpose(1, 2, 3, 0)[..., None] + shifts[..., None, :]).reshape(*shifts.shape[:3], -1) * 0.5
-    cos, sin = np.cos(half), np.sin(half)
-    # p = (c_phi c_theta, c_phi s_theta, s_phi c_theta, s_phi s_theta), (D, 4, n * P)
-    products = np.stack([cos[1] * cos[0], cos[1] * sin[0], sin[1] * cos[0], sin[1] * sin[0]], 1)
-    entries = (gate_map @ products.reshape(depth, 4, -1)).reshape(depth, 2, 2, 2, n, -1)  # (D, re/im, 2, 2, n, P)
-    mats = entries[:, 0] + 1j * entries[:, 1]  # (D, 2, 2, n, P): per layer and qubit, the gate matrix
-    unitary = mats[:, :, :, 0]  # (D, 2, 2, P)
+    # e^{i a/2} viewed as floats: (cos, sin) of every half angle, (theta/phi, D, n, GP, 2)
+    trig = np.exp(half * cplx(1j)).view(real).reshape(*half.shape, 2)
+    # p = (c_phi c_theta, c_phi s_theta, s_phi c_theta, s_phi s_theta), (D, n * GP, 4)
+    products = (trig[1][..., :, None] * trig[0][..., None, :]).reshape(depth, -1, 4)
+    entries = (products @ gate_map).view(cplx).reshape(depth, n, -1, 2, 2)  # (D, n, GP, 2, 2)
+    mats = np.ascontiguousarray(entries.transpose(0, 3, 4, 1, 2))  # (D, 2, 2, n, GP): per layer and qubit, the gate
+    unitary = mats[:, :, :, 0]  # (D, 2, 2, GP)
     for q in range(1, n):  # kron over qubits, qubit 0 most significant
         size = unitary.shape[1] * 2
         unitary = (unitary[:, :, None, :, None] * mats[:, None, :, None, :, q]).reshape(depth, size, size, -1)
     steps = np.ascontiguousarray(unitary.transpose(0, 3, 2, 1))  # (D, P, dim, dim): state @ U^T
-    state = _initial_state(spec, omega, degree)  # (1, slots, dim): start, shifted if layer 0 encodes
+    state = _initial_state(spec, omega, degree, real)  # (1, slots, dim): start, shifted if layer 0 encodes
     for layer in range(depth):
         if layer and layer in shift_index:
             state = _shift(state, shift_index[layer], n)
         state = state @ steps[layer]  # (P, slots, dim): state @ U^T
-        fold = inner[layer] if layer + 1 < depth else last
-        state = (state.reshape(-1, state.shape[-1]) @ fold).reshape(*state.shape[:2], -1)
-    # state: (P, L+1, 1) for real, (P, L+1, n) for prob; the shifted ones get halved.
-    if spec.readout == "real":
-        data = state[..., 0]  # (G * P, L+1)
-    else:
-        state = state.reshape(G, -1, *state.shape[1:])  # (G, P, L+1, n)
-        conj = state[:, 0].conj().swapaxes(-1, -2)  # (G, n, L+1)
-        cross = state[:, 1:] @ conj[:, None]  # (G, P-1, L+1, L+1)
-        data = np.concatenate([(state[:, 0] @ conj)[:, None], cross + cross.conj().swapaxes(-1, -2)], 1)
+        if layer + 1 < depth:
+            state = (state.reshape(-1, state.shape[-1]) @ inner[layer]).reshape(*state.shape[:2], -1)
+    if spec.readout == "real":  # the last fold is part of readout_map (see _constants)
+        coef = (state.reshape(len(state), -1) @ readout_map).real.reshape(G, -1, 2, degree + 1)
+        return coef[:, 0], coef[:, 1:] * 0.5
+    state = (state.reshape(-1, state.shape[-1]) @ last).reshape(*state.shape[:2], -1)  # (P, L+1, n)
+    state = state.reshape(G, -1, *state.shape[1:])  # (G, P, L+1, n)
+    conj = state[:, 0].conj().swapaxes(-1, -2)  # (G, n, L+1)
+    cross = state[:, 1:] @ conj[:, None]  # (G, P-1, L+1, L+1)
+    data = np.concatenate([(state[:, 0] @ conj)[:, None], cross + cross.conj().swapaxes(-1, -2)], 1)
     data = np.ascontiguousarray(data).reshape(G * len(shifts[0, 0, 0]), -1)
-    coef = (data.view(np.float64) @ readout_map).reshape(G, -1, 2, degree + 1)  # (G, P, 2, F+1)
+    coef = (data.view(real) @ readout_map).reshape(G, -1, 2, degree + 1)  # (G, P, 2, F+1)
     return coef[:, 0], coef[:, 1:] * 0.5
 
 
@@ -198,7 +225,7 @@ class CircuitCoefficients(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta, phi, spec: CircuitSpec, omega: float, degree: int):
         coef, jacobian = coefficients_and_jacobian(spec, omega, degree, theta, phi)
-        # (2 * D * n, 2(F+1)) float64 on theta's device: backward is one torch matvec.
+        # (2 * D * n, 2(F+1)) on theta's device: backward is one torch matvec.
         ctx.jacobian = torch.from_numpy(jacobian.reshape(len(jacobian), -1)).to(theta.device)
         ctx.meta = theta.shape, theta.dtype, phi.dtype
         return torch.from_numpy(coef).to(theta.device, theta.dtype)
@@ -206,7 +233,7 @@ class CircuitCoefficients(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         shape, theta_dtype, phi_dtype = ctx.meta
-        flat = torch.mv(ctx.jacobian, grad.detach().reshape(-1).to(torch.float64))  # (2 * D * n,)
+        flat = torch.mv(ctx.jacobian, grad.detach().reshape(-1).to(ctx.jacobian.dtype))  # (2 * D * n,)
         g_theta, g_phi = flat.view(2, *shape)
         return g_theta.to(theta_dtype), g_phi.to(phi_dtype), None, None, None
 
@@ -232,8 +259,8 @@ class GroupCoefficients(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         jacobian = ctx.jacobian
-        g = torch.stack([torch.zeros(jacobian.shape[-1], dtype=torch.float64, device=jacobian.device)
-                         if grad is None else grad.detach().reshape(-1).to(torch.float64) for grad in grads])
+        g = torch.stack([torch.zeros(jacobian.shape[-1], dtype=jacobian.dtype, device=jacobian.device)
+                         if grad is None else grad.detach().reshape(-1).to(jacobian.dtype) for grad in grads])
         flat = (jacobian @ g[:, :, None])[..., 0]  # (G, 2 * D * n)
         out = [None, None, None]
         for f, (shape, theta_dtype, phi_dtype) in zip(flat, ctx.meta):
