@@ -247,23 +247,25 @@ class GroupCoefficients(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: CircuitSpec, omega: float, degree: int, *angles):
-        thetas, phis = angles[0::2], angles[1::2]
-        stacked = np.stack([np.stack([t.numpy(force=True), p.numpy(force=True)]) for t, p in zip(thetas, phis)])
+        # (theta_1, phi_1, ...) -> (G, 2, D, n) in one stack; few small ops, since
+        # at the paper's sizes this wrapper's per-op cost rivals the simulation's.
+        thetas = angles[0::2]
+        stacked = torch.stack(angles).detach().cpu().numpy().reshape(len(thetas), 2, *thetas[0].shape)
         coef, jacobian = group_coefficients_and_jacobian(spec, omega, degree, stacked)
         device = thetas[0].device
         ctx.jacobian = torch.from_numpy(jacobian.reshape(*jacobian.shape[:2], -1)).to(device)  # (G, 2Dn, 2(F+1))
-        ctx.meta = [(t.shape, t.dtype, p.dtype) for t, p in zip(thetas, phis)]
+        ctx.meta = thetas[0].shape, [(t.dtype, p.dtype) for t, p in zip(thetas, angles[1::2])]
         out = torch.from_numpy(coef).to(device, thetas[0].dtype)  # callers group by dtype
         return tuple(c.clone() for c in out.unbind(0))  # separate tensors, not views of one
 
     @staticmethod
     def backward(ctx, *grads):
-        jacobian = ctx.jacobian
+        jacobian = ctx.jacobian  # (G, 2Dn, 2(F+1))
+        shape, dtypes = ctx.meta
         g = torch.stack([torch.zeros(jacobian.shape[-1], dtype=jacobian.dtype, device=jacobian.device)
-                         if grad is None else grad.detach().reshape(-1).to(jacobian.dtype) for grad in grads])
-        flat = (jacobian @ g[:, :, None])[..., 0]  # (G, 2 * D * n)
+                         if grad is None else grad.detach().reshape(-1) for grad in grads]).to(jacobian.dtype)
+        flat = torch.bmm(jacobian, g.unsqueeze(-1)).view(len(grads), 2, *shape)  # (G, theta/phi, D, n)
         out = [None, None, None]
-        for f, (shape, theta_dtype, phi_dtype) in zip(flat, ctx.meta):
-            g_theta, g_phi = f.view(2, *shape)
-            out += [g_theta.to(theta_dtype), g_phi.to(phi_dtype)]
+        for f, (theta_dtype, phi_dtype) in zip(flat, dtypes):
+            out += [f[0].to(theta_dtype), f[1].to(phi_dtype)]
         return tuple(out)
