@@ -367,8 +367,11 @@ class TrigPolynomial(torch.autograd.Function):
         degree = coef.shape[1] - 1
         if degree > POWER_BASIS_MAX_DEGREE:
             return _run("forward", flat, coef, omega, alpha).view(x.shape)
-        tables = (coef.reshape(-1).to(x.dtype) @ _power_maps(degree, x.dtype, x.device)[0]).view(4, degree + 1)
+        if coef.dtype != x.dtype:  # evaluate() hands it over in x's dtype already
+            coef = coef.to(x.dtype)
+        tables = (coef.reshape(-1) @ _power_maps(degree, coef.dtype, coef.device)[0]).view(4, degree + 1)
         ctx.slope_table = tables[2:]  # rows d, e
+        ctx.power = _power_maps(degree, coef.dtype, coef.device)[1]
         return _run("power_forward", flat, tables[:2], omega, alpha).view(x.shape)
 
     @staticmethod
@@ -380,8 +383,9 @@ class TrigPolynomial(torch.autograd.Function):
             grad_x, moments = _run("backward", flat, grad, coef.detach(), ctx.omega, ctx.alpha)
         else:
             grad_x, power_moments = _run("power_backward", flat, grad, ctx.slope_table, ctx.omega, ctx.alpha)
-            moments = torch.mv(_power_maps(degree, x.dtype, x.device)[1], power_moments.reshape(-1))
-        return grad_x.view(x.shape), moments.view(coef.shape).to(coef.dtype), None, None
+            moments = torch.mv(ctx.power, power_moments.reshape(-1).to(ctx.power.dtype))
+        moments = moments.view(coef.shape)
+        return grad_x.view(x.shape), moments if moments.dtype == coef.dtype else moments.to(coef.dtype), None, None
 
 
 # No-grad evaluation prepares the same angles again and again (every batch of an
