@@ -82,7 +82,7 @@ def _accuracy_cells(summary: dict[str, Any], max_epochs: int) -> list[str]:
     return [
         _num(acc["mean"], 2, pct=True) + _ci(acc["ci"], lambda v: _num(v, 2, pct=True)),
         _epochs(e2t["median"], max_epochs) + _ci(e2t["ci"], lambda v: _epochs(v, max_epochs)),
-        f"{e2t['success_rate']:.0%}",
+        f"{e2t['success_rate']:.0%}" + (f" ({summary['diverged']} diverged)" if summary.get("diverged") else ""),
         _num(summary["epoch_time_s"]["median"], 3),
         _num(summary["overhead"], 1, pct=True, signed=True),
     ]

@@ -354,6 +354,7 @@ def _best(cells: list[dict[str, Any]]) -> str | None:
         if "epochs_to_target" in cell:
             median = cell["epochs_to_target"]["median"]
             return math.inf if median is None else median
-        return cell["mean_train_loss"]["mean"]
+        mean = cell["mean_train_loss"]["mean"]
+        return math.inf if mean is None else mean
 
     return min(winners, key=score)["label"]

@@ -10,10 +10,15 @@ Definitions (architecture.md, "What the numbers mean"):
 * verdict: from the paired bootstrap CI of the ratio of median epochs-to-target
   (tasks without a target: of the mean training loss, "equivalent" when the
   whole CI lies within +-0.5%); one seed gives no interval and no verdict
+* diverged: runs whose mean training loss is not finite (NaN or inf). Their loss
+  (and any non-finite final metric) is ``None`` per seed, left out of means and
+  CIs, and ranks worse than every finite loss in the paired tests, as a miss does
+  for epochs-to-target.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -27,14 +32,26 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+def _finite_or_none(values: list[float | None]) -> list[float | None]:
+    return [v if v is not None and math.isfinite(v) else None for v in values]
+
+
+def _mean_ci(per_seed: list[float | None], seed: int) -> dict[str, Any]:
+    """mean, bootstrap CI and per-seed values; diverged seeds (None) are left out."""
+    finite = [v for v in per_seed if v is not None]
+    if not finite:
+        return {"mean": None, "ci": [None, None], "per_seed": per_seed}
+    return {"mean": statistics.fmean(finite), "ci": list(stats.bootstrap_ci(finite, "mean", seed=seed)),
+            "per_seed": per_seed}
+
+
 def arm_summary(runs: list[RunResult], max_epochs: int, seed: int = 0) -> dict[str, Any]:
     """Everything about one arm that does not need a reference arm."""
     metric = runs[0].target_metric
-    out: dict[str, Any] = {"n_runs": len(runs)}
+    losses = _finite_or_none([r.mean_train_loss for r in runs])
+    out: dict[str, Any] = {"n_runs": len(runs), "diverged": losses.count(None)}
     if metric:
-        finals = [r.final_metrics[metric] for r in runs]
-        low, high = stats.bootstrap_ci(finals, "mean", seed=seed)
-        out["final_accuracy"] = {"mean": statistics.fmean(finals), "ci": [low, high], "per_seed": finals}
+        out["final_accuracy"] = _mean_ci(_finite_or_none([r.final_metrics[metric] for r in runs]), seed)
         e2t = [r.epochs_to_target for r in runs]
         summary = stats.censored_summary(e2t, max_epochs, seed=seed)
         out["epochs_to_target"] = {
@@ -45,9 +62,7 @@ def arm_summary(runs: list[RunResult], max_epochs: int, seed: int = 0) -> dict[s
         }
     times = [r.epoch_time_s for r in runs]
     out["epoch_time_s"] = {"median": statistics.median(times), "per_seed": times}
-    losses = [r.mean_train_loss for r in runs]
-    low, high = stats.bootstrap_ci(losses, "mean", seed=seed)
-    out["mean_train_loss"] = {"mean": statistics.fmean(losses), "ci": [low, high], "per_seed": losses}
+    out["mean_train_loss"] = _mean_ci(losses, seed)
     for name in sorted({k for r in runs for k in r.final_metrics} - {metric}):
         values = [r.final_metrics.get(name) for r in runs]
         values = [v for v in values if v is not None]
@@ -73,8 +88,8 @@ def relative_summary(arm: dict[str, Any], ref: dict[str, Any], seed: int = 0) ->
     """The fields of ``arm`` relative to the reference arm (paired by seed)."""
     overhead = arm["epoch_time_s"]["median"] / ref["epoch_time_s"]["median"] - 1.0
     out: dict[str, Any] = {"overhead": overhead, "break_even_speedup": 1.0 + overhead}
-    ref_loss = ref["mean_train_loss"]["mean"]
-    out["loss_change"] = _ratio(arm["mean_train_loss"]["mean"] - ref_loss, ref_loss)
+    loss, ref_loss = arm["mean_train_loss"]["mean"], ref["mean_train_loss"]["mean"]
+    out["loss_change"] = None if loss is None else _ratio(loss - ref_loss if ref_loss is not None else None, ref_loss)
     out["loss_ratio_ci"] = None
     if "epochs_to_target" not in arm:
         out.update(achieved_speedup=None, time_to_target_ratio=None, epochs_ratio_ci=None)
@@ -84,7 +99,7 @@ def relative_summary(arm: dict[str, Any], ref: dict[str, Any], seed: int = 0) ->
         out["loss_ratio_ci"] = list(ratio["ci"])
         if len(losses) < 2:
             out["verdict"] = ONE_SEED
-        elif ratio["ci"][0] >= 1 - LOSS_EQUIVALENCE and ratio["ci"][1] <= 1 + LOSS_EQUIVALENCE:
+        elif None not in ratio["ci"] and 1 - LOSS_EQUIVALENCE <= ratio["ci"][0] <= ratio["ci"][1] <= 1 + LOSS_EQUIVALENCE:
             out["verdict"] = f"equivalent (within {LOSS_EQUIVALENCE:.1%})"
         else:
             out["verdict"] = stats.verdict(*ratio["ci"], below="lower loss", above="higher loss")
