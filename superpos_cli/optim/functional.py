@@ -525,13 +525,13 @@ def _kernel_calls(
     tensor_lists: tuple[list[Tensor], ...],
     state_steps: list[Tensor],
     plan: list[Optional[tuple[str, torch.dtype, str]]],
-) -> list[tuple[tuple[str, torch.dtype, str], list[int]]]:
-    """The compiled calls of one step: (kernel key, tensor indices) per call.
+) -> list[tuple[tuple[str, torch.dtype, str], list[int], bool]]:
+    """The compiled calls of one step: (kernel key, tensor indices, flat) per call.
 
     ``tensor_lists`` is (params, grads, exp_avgs, exp_avg_sqs). Tensors share a
     call when they share the kernel, size, device and step (so one ``hp``), and
     theta, g, m, v are all contiguous (one 1-D view each); a tensor that is not
-    goes alone, in its own shape. Runs keep tensor order.
+    goes alone, in its own shape (``flat`` False). Runs keep tensor order.
     """
     params = tensor_lists[0]
     groups: dict[tuple, list[int]] = {}
@@ -543,7 +543,7 @@ def _kernel_calls(
         else:
             group = (key, "alone", i)
         groups.setdefault(group, []).append(i)
-    return [(group[0], run) for group, indices in groups.items() for run in _chunks(indices)]
+    return [(group[0], run, group[1] != "alone") for group, indices in groups.items() for run in _chunks(indices)]
 
 
 def _fused_superpositional_adam(
@@ -576,7 +576,7 @@ def _fused_superpositional_adam(
     # Compile (or fetch) every kernel and list length first: if one is missing,
     # fall back before any state or random number is touched.
     kernels = {key: _get_kernel(key, perturbation) for key in {key for key in plan if key is not None}}
-    for key, run in calls:
+    for key, run, _ in calls:
         _ensure_compiled(kernels[key], len(run))
     if any(kernel.fn is None for kernel in kernels.values()):
         _multi_tensor_superpositional_adam(
@@ -619,7 +619,7 @@ def _fused_superpositional_adam(
             torch._foreach_add_([state_steps[i] for i in compiled], 1)
         # One hp tensor per (step, device): tensors of a group usually share both.
         hps: dict[tuple[float, torch.device], Tensor] = {}
-        for key, run in calls:
+        for key, run, flat in calls:
             first = run[0]
             hp_key = (state_steps[first].item(), params[first].device)
             hp = hps.get(hp_key)
@@ -631,9 +631,8 @@ def _fused_superpositional_adam(
                     c=c, device=params[first].device,
                 )
             # detach(): the same storage, with requires_grad off, so parameters
-            # and plain tensors hit the same compiled graph. Runs of several
-            # tensors are contiguous (see _kernel_calls) and go in as 1-D views.
-            flat = len(run) > 1 or all(t[first].is_contiguous() for t in (params, grads, exp_avgs, exp_avg_sqs))
+            # and plain tensors hit the same compiled graph; contiguous ones go in
+            # as 1-D views, so one graph serves every shape (see _kernel_calls).
 
             def operand(t: Tensor) -> Tensor:
                 t = t.detach()
