@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,9 +21,11 @@ from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.executor import execute
 from superpos_cli.experiments.store import ResultsStore
-from superpos_cli.experiments.trials import TrialSpec
-from superpos_cli.optim.presets import parse_arm
+from superpos_cli.errors import TrialsFailed
+from superpos_cli.experiments.trials import TrialSpec, failed_record, failed_trials, failure_line, raise_if_failed
+from superpos_cli.spec.arms import parse_arm
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 64, "n_val": 64, "kind": "classical"}
 
 
@@ -108,3 +118,121 @@ def test_interrupt_keeps_finished_trials_and_stops_workers(tmp_path):
 def test_jobs_must_be_positive():
     with pytest.raises(BadInput, match="jobs must be >= 1"):
         execute(_trials(), jobs=0)
+
+
+# ----------------------------------------------------------------- faults
+
+TRAIN = TrainConfig(max_epochs=1, evals_per_epoch=2)
+MISSING_DATA = {**TINY, "data_path": "/nonexistent/superpos-test.jsonl"}  # raises only when the trial builds its task
+
+
+def _fault_trials() -> list[TrialSpec]:
+    sgd = parse_arm("sgd:lambda=0")
+    return [
+        TrialSpec("textcls", TINY, sgd, TRAIN, cell="ok"),
+        TrialSpec("textcls", MISSING_DATA, sgd, TRAIN, cell="raises"),
+        TrialSpec("textcls", TINY, parse_arm("adam:lr=1e8"), TRAIN, cell="nan"),
+    ]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_failed_and_diverged_trials_are_recorded_and_the_sweep_goes_on(tmp_path, jobs):
+    trials = _fault_trials()
+    with ResultsStore(tmp_path / "r.db") as store:
+        ok, failed, nan = execute(trials, store=store, jobs=jobs)
+        assert ok["status"] == "ok" and ok["result"]["diverged_at_step"] is None
+        assert failed["status"] == "failed" and "result" not in failed
+        assert failed["error"] == "BadInput: --data /nonexistent/superpos-test.jsonl: no such file"
+        # The loss of the first batch after one huge step is NaN: stopped there.
+        assert nan["status"] == "diverged" and nan["result"]["diverged_at_step"] == 1
+        assert nan["result"]["steps"] == 1 and not math.isfinite(nan["result"]["epochs"][-1]["train_loss"])
+        assert failed_trials([ok, failed, nan]) == [
+            {"name": "raises", "arm": "sgd", "seed": 0, "key": failed["key"], "error": failed["error"]}]
+        assert store.get(failed["key"])["status"] == "failed"  # kept, for `results list`
+        events = Events()
+        again = execute(trials, store=store, on_event=events, jobs=jobs)
+        assert events.kinds == Counter(cached=2, done=1)  # the failure is retried, not reused
+        assert [r["status"] for r in again] == ["ok", "failed", "diverged"]
+    assert not multiprocessing.active_children()
+
+
+def test_compare_document_counts_diverged_and_lists_failed():
+    from superpos_cli.experiments.compare import CompareSpec, compare_document
+
+    arms = [parse_arm("sgd:lambda=0"), parse_arm("adam:lr=1e8")]
+    spec = CompareSpec("textcls", TINY, arms, [0, 1], TRAIN)
+    records = execute(spec.trials())
+    records[0] = failed_record(spec.trials()[0], RuntimeError("CUDA out of memory.\nTried to allocate"))
+    doc = compare_document(spec, records)
+    assert [a["name"] for a in doc["arms"]] == ["sgd", "adam"]
+    assert doc["arms"][0]["n_runs"] == 1  # the failed seed is left out of the summary
+    assert doc["arms"][1]["diverged"] == 2
+    assert [t["status"] for t in doc["trials"]] == ["failed", "diverged", "ok", "diverged"]
+    assert failure_line(doc) == ("1 trial(s) failed (not stored as results; a rerun retries them): "
+                                 "sgd seed 0 (RuntimeError: CUDA out of memory.)")
+    with pytest.raises(TrialsFailed, match="sgd seed 0"):
+        raise_if_failed(doc)
+
+
+# ----------------------------------------------------------------- determinism
+
+
+def test_same_trial_twice_is_bit_identical(sequential):
+    again = execute(_trials()[:1])
+    assert _numbers(again[0]) == _numbers(sequential[0])  # floats compared exactly
+    assert again[0]["result"]["evals"] == sequential[0]["result"]["evals"]
+
+
+# ----------------------------------------------------------------- code fingerprint
+
+_RUN_ONCE = textwrap.dedent(
+    """
+    import json, sys
+    import superpos_cli
+    from superpos_cli.engine.loop import TrainConfig
+    from superpos_cli.experiments.executor import execute
+    from superpos_cli.experiments.store import ResultsStore
+    from superpos_cli.errors import TrialsFailed
+from superpos_cli.experiments.trials import TrialSpec, failed_record, failed_trials, failure_line, raise_if_failed
+    from superpos_cli.spec.arms import parse_arm
+
+    kinds = []
+    trial = TrialSpec("textcls", {"n_train": 32, "n_val": 32, "kind": "classical"}, parse_arm("sgd"),
+                      TrainConfig(max_epochs=1, evals_per_epoch=1), cell="sgd")
+    with ResultsStore(sys.argv[1]) as store:
+        record, = execute([trial], store=store, on_event=lambda kind, t, p: kinds.append(kind),
+                          reuse_stale=sys.argv[2] == "stale")
+    print(json.dumps({"package": superpos_cli.__file__, "kinds": kinds, "stale": record.get("stale"),
+                      "fingerprint": record["fingerprint"]["id"], "loss": record["result"]["mean_train_loss"]}))
+    """
+)
+
+
+def _run_once(store, package_root: Path | None, mode: str = "plain") -> dict:
+    env = dict(os.environ)
+    if package_root is not None:
+        env["PYTHONPATH"] = str(package_root)
+    out = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(store), mode], env=env, cwd=store.parent,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_changed_code_reruns_instead_of_reusing(tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(REPO / "superpos_cli", copy / "superpos_cli", ignore=shutil.ignore_patterns("__pycache__"))
+    functional = copy / "superpos_cli" / "optim" / "functional.py"
+    functional.write_text(functional.read_text() + "\n# one altered line: a new version of the code\n")
+    store = tmp_path / "work" / "r.db"
+    store.parent.mkdir()
+
+    first = _run_once(store, None)
+    assert first["kinds"] == ["start", "done"]
+    assert _run_once(store, None)["kinds"] == ["cached"]  # same code: reused
+    changed = _run_once(store, copy)
+    assert changed["package"].startswith(str(copy))
+    assert changed["kinds"] == ["start", "done"]  # other code: rerun, not reused
+    assert changed["fingerprint"] != first["fingerprint"]
+    assert changed["loss"] == first["loss"]  # the altered line was a comment
+    stale = _run_once(store, None, "stale")  # the store now holds the copy's record
+    assert stale["kinds"] == ["cached"] and stale["stale"] is True

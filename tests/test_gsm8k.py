@@ -23,13 +23,20 @@ from superpos_cli.tasks.gsm8k import (
     encode_example,
     extract_answer,
     greedy_decode,
-    paper_train_config,
-    read_jsonl,
+    read_gsm8k_jsonl as read_jsonl,
 )
 from superpos_cli.tasks.gsm8k_generator import generate_problems
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def paper_train_config(seed, **values):
+    """The gsm8k protocol (spec/options.py TASK_PROTOCOL) with ``values`` on top."""
+    from superpos_cli.experiments.plan import train_config
+    from superpos_cli.spec.run import settings
+
+    return train_config(settings({"task": "gsm8k", **values}), seed)
 
 
 def arithmetic(expr: str) -> float:
@@ -205,7 +212,7 @@ def adamw(model):
 
 def test_train_runs_with_final_metrics_tokens_and_grad_accum():
     task = GSM8KTask(small_cfg(limit=12))  # 11 training examples
-    cfg = paper_train_config(seed=0, grad_accum=3, evals_per_epoch=2)
+    cfg = paper_train_config(0, grad_accum=3, evals_per_epoch=2)
     assert cfg.effective_warmup(4) == 1 and cfg.max_epochs == 1 and cfg.grad_clip == 1.0
     events = []
     result = train(task, adamw, cfg, progress=lambda e, info: events.append((e, info)))
@@ -221,12 +228,12 @@ def test_train_runs_with_final_metrics_tokens_and_grad_accum():
 
 
 def test_paper_train_config_caps_warmup():
-    cfg = paper_train_config(seed=1)
+    cfg = paper_train_config(1)
     assert cfg.effective_warmup(180) == 18  # 10% of a 180-step run
     assert cfg.effective_warmup(45) == 5
     assert cfg.effective_warmup(40 * 180) == 500 and 0 < cfg.target < 1
-    with pytest.raises(BadInput, match="grad-accum"):
-        paper_train_config(seed=1, grad_accum=0)
+    with pytest.raises(BadInput, match="grad_accum must be an integer >= 1"):
+        paper_train_config(1, grad_accum=0)
 
 
 class Regression:

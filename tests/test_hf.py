@@ -14,8 +14,16 @@ pytest.importorskip("peft")
 from superpos_cli.engine.loop import train  # noqa: E402
 from superpos_cli.errors import BadInput  # noqa: E402
 from superpos_cli.models.hf import HFTokenizer, _require, load_causal_lm  # noqa: E402
-from superpos_cli.tasks.gsm8k import GSM8KConfig, GSM8KTask, paper_train_config  # noqa: E402
+from superpos_cli.tasks.gsm8k import GSM8KConfig, GSM8KTask  # noqa: E402
 from superpos_cli.tasks.gsm8k_generator import generate_problems  # noqa: E402
+
+
+def paper_train_config(seed, **values):
+    """The gsm8k protocol (spec/options.py TASK_PROTOCOL) with ``values`` on top."""
+    from superpos_cli.experiments.plan import train_config
+    from superpos_cli.spec.run import settings
+
+    return train_config(settings({"task": "gsm8k", **values}), seed)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +66,7 @@ def test_tokenizer_adapter(checkpoint):
 def test_full_fine_tuning_through_the_loop(checkpoint):
     task = hf_task(checkpoint)
     assert task.describe()["tokenizer"]["vocab_size"] == task.tokenizer.vocab_size
-    cfg = paper_train_config(seed=0, evals_per_epoch=2, grad_accum=2)
+    cfg = paper_train_config(0, evals_per_epoch=2, grad_accum=2)
     result = train(task, lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01), cfg)
     assert result.steps == 5 and math.isfinite(result.mean_train_loss)
     assert math.isfinite(result.final_metrics["val_loss"]) and 0 <= result.final_metrics["val_accuracy"] <= 1
@@ -74,7 +82,7 @@ def test_lora_trains_only_the_adapters(checkpoint):
         built.append(model)
         return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
 
-    result = train(task, make_optimizer, paper_train_config(seed=0, evals_per_epoch=1))
+    result = train(task, make_optimizer, paper_train_config(0, evals_per_epoch=1))
     assert math.isfinite(result.mean_train_loss)
     trained = dict(built[0].named_parameters())
     trainable = [name for name, p in trained.items() if p.requires_grad]

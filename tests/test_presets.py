@@ -5,7 +5,8 @@ import torch
 
 from superpos_cli import SuperpositionalAdam
 from superpos_cli.errors import BadInput
-from superpos_cli.optim.presets import PRESETS, build_optimizer, parse_arm
+from superpos_cli.optim.presets import build_optimizer
+from superpos_cli.spec.arms import PRESETS, parse_arm
 
 
 def test_sgd_preset_is_the_papers_superpositional_adam():

@@ -123,24 +123,27 @@ def test_aer_shots_estimate_prob_and_are_seeded():
     theta, phi, x = _angles(spec, seed=7)
     exact = evaluate(spec, theta, phi, x, "torch")
     shots = 4000
-    est = evaluate(spec, theta, phi, x, "aer", shots=shots, seed=11)
+    sampled = CircuitSpec(3, 2, readout="prob", shots=shots)
+    est = evaluate(sampled, theta, phi, x, "aer", seed=11)
     sigma = (exact * (1 - exact) / shots).sqrt()
     assert ((est - exact).abs() <= 5 * sigma + 1e-9).all()
-    assert torch.equal(est, evaluate(spec, theta, phi, x, "aer", shots=shots, seed=11))
-    noisy = evaluate(spec, theta, phi, x, "aer", shots=shots, seed=11, noise=("depolarizing", 0.2))
+    assert torch.equal(est, evaluate(sampled, theta, phi, x, "aer", seed=11))
+    noisy = evaluate(CircuitSpec(3, 2, readout="prob", shots=shots, noise="depolarizing:0.2"), theta, phi, x, "aer",
+                     seed=11)
     assert noisy.shape == x.shape and ((noisy >= 0) & (noisy <= 1)).all()
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda s, t, p, x: evaluate(CircuitSpec(3, 2), t, p, x, "aer", shots=100),  # real readout
-        lambda s, t, p, x: evaluate(s, t, p, x, "aer", shots=0),
-        lambda s, t, p, x: evaluate(s, t, p, x, "aer", shots=10, noise=("bitflip", 0.1)),
-        lambda s, t, p, x: evaluate(s, t, p, x, "aer", shots=10, noise=("depolarizing", 1.5)),
-        lambda s, t, p, x: evaluate(s, t, p, x, "aer", noise=("depolarizing", 0.1)),
-        lambda s, t, p, x: statevector(s, t, p, x, "aer", shots=10),
-        lambda s, t, p, x: evaluate(s, t, p, x, "torch", shots=10),
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2, shots=100), t, p, x, "aer"),  # real readout
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2, readout="prob", shots=0), t, p, x, "aer"),
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2, readout="prob", noise="bitflip:0.1"), t, p, x, "aer"),
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2, readout="prob", noise="depolarizing:1.5"), t, p, x, "aer"),
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2, readout="prob", noise="depolarizing:0.1"), t, p, x, "torch"),
+        lambda s, t, p, x: evaluate(CircuitSpec(3, 2, readout="prob", noise="depolarizing:0.1"), t, p, x, "qiskit"),
+        lambda s, t, p, x: statevector(CircuitSpec(3, 2, readout="prob", shots=10), t, p, x, "aer"),
+        lambda s, t, p, x: evaluate(s, t, p, x, "torch", seed=3),  # seed without shots
         lambda s, t, p, x: evaluate(s, t, p, x, "nope"),
         lambda s, t, p, x: evaluate(s, t[:1], p, x),
     ],
@@ -150,6 +153,21 @@ def test_bad_backend_values_raise_badinput(call):
     theta, phi, x = _angles(spec, seed=8)
     with pytest.raises(BadInput):
         call(spec, theta, phi, x)
+
+
+def test_every_backend_implements_the_protocol():
+    from superpos_cli.quantum.backends.base import Backend, PreparedCircuit
+
+    spec = CircuitSpec(2, 1)
+    theta, phi, x = _angles(spec, seed=12)
+    for name in BACKENDS:
+        backend = get_backend(name)
+        assert isinstance(backend, Backend) and backend.name == name
+        assert backend.supports(spec) is None
+        circuits = backend.prepare_many(spec, [(theta, phi), (theta + 1, phi)])
+        assert len(circuits) == 2 and all(isinstance(c, PreparedCircuit) for c in circuits)
+        ref = evaluate(spec, theta, phi, x, "qiskit")
+        torch.testing.assert_close(circuits[0].evaluate(x, 0.5), ref + 0.5 * x, atol=1e-10, rtol=0)
 
 
 def _sampled_coefficients(spec, theta, phi):

@@ -187,7 +187,7 @@ def test_bench_history(store):
 def test_bad_input_not_a_database(tmp_path):
     junk = tmp_path / "notes.db"
     junk.write_bytes(b"this is not sqlite\n" * 200)
-    with pytest.raises(BadInput, match="not a database"):
+    with pytest.raises(BadInput, match="not an SQLite database"):
         ResultsStore(junk)
 
 
@@ -283,6 +283,150 @@ def test_sigkill_mid_write_keeps_db_intact(tmp_path):
         for key in committed:
             assert s.get(key)["status"] == "ok"
         assert len(s.list()) >= len(committed)
+
+
+# ----------------------------------------------------------------- fingerprints and schema
+
+
+def _fp(ident: str) -> dict:
+    return {"id": ident, "sources": "s" * 64, "versions": {}}
+
+
+@pytest.mark.parametrize(
+    "stored_fp, status, reuse_stale, reused, stale",
+    [
+        ("aaaa", "ok", False, True, False),  # same code: reused
+        ("aaaa", "diverged", False, True, False),  # a diverged run is a finished result
+        ("bbbb", "ok", False, False, None),  # other code: rerun
+        ("bbbb", "ok", True, True, True),  # other code, --reuse-stale: reused, marked
+        (None, "ok", True, True, True),  # unknown code (no fingerprint) is stale
+        ("aaaa", "failed", False, False, None),  # a failure is never reused
+        ("aaaa", "failed", True, False, None),
+    ],
+)
+def test_lookup_reuses_only_the_same_code(store, stored_fp, status, reuse_stale, reused, stale):
+    config, record = _trial(0, status=status)
+    if stored_fp is not None:
+        record["fingerprint"] = _fp(stored_fp)
+    key = store.config_hash(config)
+    store.put(key, record)
+    got = store.lookup(key, "aaaa", reuse_stale=reuse_stale)
+    assert (got is not None) == reused
+    if reused:
+        assert got["stale"] is stale and got["seed"] == 0
+    assert store.lookup("0" * 64, "aaaa", reuse_stale=True) is None
+    assert store.list()[0]["fingerprint"] == stored_fp
+
+
+_V1_SCHEMA = """
+CREATE TABLE records (key TEXT PRIMARY KEY, kind TEXT NOT NULL, sweep TEXT, name TEXT, status TEXT,
+                      commit_sha TEXT, created_at TEXT NOT NULL, record TEXT NOT NULL);
+"""
+
+
+def test_schema_1_store_is_migrated_and_its_records_are_stale(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_V1_SCHEMA)
+    config, record = _trial(3)
+    key = ResultsStore.config_hash(config)
+    conn.execute("INSERT INTO records VALUES (?, 'trial', NULL, 'sgd', 'ok', NULL, '2026-01-01T00:00:00', ?)",
+                 (key, json.dumps(record)))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with ResultsStore(path) as s:
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s.list()[0]["fingerprint"] is None
+        assert s.lookup(key, "aaaa") is None  # made by unknown code: rerun
+        assert s.lookup(key, "aaaa", reuse_stale=True)["stale"] is True
+        record["fingerprint"] = _fp("aaaa")
+        s.put(key, record)  # the rerun's record replaces it
+        assert s.lookup(key, "aaaa")["stale"] is False
+
+
+def _filled_store(path, n=200) -> bytes:
+    with ResultsStore(path) as s:
+        for seed in range(n):
+            config, record = _trial(seed)
+            s.put(s.config_hash(config), record)
+    return path.read_bytes()  # closed: the WAL is checkpointed into the file
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _scribble(path):
+    data = bytearray(path.read_bytes())
+    data[4096 * 2: 4096 * 6] = b"\xa5" * (4096 * 4)  # pages 3..6: b-tree pages turned to noise
+    path.write_bytes(bytes(data))
+
+
+def _newer_schema(path):
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [(_truncate, "is truncated"), (_scribble, "is corrupted"), (_newer_schema, "has schema version 3")],
+)
+def test_damaged_or_newer_store_is_one_line_and_left_untouched(tmp_path, damage, message):
+    path = tmp_path / "r.db"
+    _filled_store(path)
+    damage(path)
+    before = path.read_bytes()
+    with pytest.raises(BadInput, match=message) as info:
+        ResultsStore(path)
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == before
+    assert not (tmp_path / "r.db-wal").exists() or (tmp_path / "r.db-wal").stat().st_size == 0
+
+
+def test_store_locked_by_another_process_is_refused_before_work(tmp_path):
+    path = tmp_path / "r.db"
+    before = _filled_store(path, n=3)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sqlite3, sys, time
+            conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")  # hold the write lock
+            print("locked", flush=True)
+            time.sleep(60)
+        """), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BadInput, match="is locked by another process"):
+            ResultsStore(path, timeout_s=0.3)
+    finally:
+        holder.kill()
+        holder.wait(10)
+        holder.stdout.close()
+    with ResultsStore(path) as s:  # usable again once the lock is gone
+        assert len(s.list()) == 3
+    assert len(before) > 0
+
+
+def test_sigint_during_a_write_lets_the_write_commit_first(store, monkeypatch):
+    from superpos_cli.experiments import store as store_module
+
+    enter = store_module._WriteTx.__enter__
+
+    def enter_and_interrupt(self):
+        conn = enter(self)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C inside the transaction
+        return conn
+
+    monkeypatch.setattr(store_module._WriteTx, "__enter__", enter_and_interrupt)
+    config, record = _trial(0)
+    key = store.config_hash(config)
+    with pytest.raises(KeyboardInterrupt):
+        store.put(key, record)
+    monkeypatch.undo()
+    assert store.get(key)["seed"] == 0  # committed, then interrupted
 
 
 # ----------------------------------------------------------------- CLI

@@ -1,4 +1,4 @@
-"""`superpos ablate`: a base arm swept over a grid of optimizer and model options."""
+"""`superpos ablate`: a base arm swept over a grid of optimizer, model and training options."""
 
 from __future__ import annotations
 
@@ -8,128 +8,89 @@ from typing import Annotated, Any, Optional
 import typer
 
 from superpos_cli.cli import options as o
-from superpos_cli.cli.render import ablate_table, emit_json, stderr, stdout, trial_progress
-from superpos_cli.errors import BadInput
-from superpos_cli.experiments.ablate import AXES, AblateSpec, parse_axis, run_ablate
-from superpos_cli.experiments.plots import convergence_plot, sweep_plot
-from superpos_cli.experiments.store import DEFAULT_PATH, ResultsStore
 
-
-def _axis(flag: str, example: str) -> Any:
-    axis = AXES[flag.lstrip("-").replace("-", "_")]
-    return Annotated[Optional[str], typer.Option(flag, help=f"Sweep the {axis.help}: comma-separated, e.g. {example}.")]
-
-
+@o.run_options("task", "model", "optimizer", "train", "seeds", axes=True, exclude=("seed",))
 def ablate(
-    lam: _axis("--lambda", "0,0.1,0.3,0.5,0.7") = None,
-    perturb: _axis("--perturb", "sin,cos,gaussian,uniform,none") = None,
-    scope: _axis("--scope", "tensors,coords,global,all") = None,
-    n_qubits: _axis("--n-qubits", "2,4,8") = None,
-    lr: _axis("--lr", "1e-3,3e-3") = None,
-    qubits: _axis("--qubits", "2,4,8") = None,
-    depth: _axis("--depth", "1,2,4") = None,
-    attention: _axis("--attention", "quantum,classical") = None,
-    optim: Annotated[Optional[str], typer.Option("--optim", help="Base arm each cell modifies: PRESET[:key=value,...] (default sgd).")] = None,
-    control: Annotated[Optional[str], typer.Option("--control", help="Control cell, e.g. 'perturb=none,attention=classical' (default: lambda 0 / perturb none / classical attention, else the first cell).")] = None,
-    suite: Annotated[Optional[str], typer.Option("--suite", help="Run an ablate suite from benchmarks.toml; flags override it, axis flags add or replace axes.")] = None,
-    suites_file: Annotated[Optional[Path], typer.Option("--suites-file", help="Suite file (default ./benchmarks.toml, else the shipped one).")] = None,
-    jobs: o.Jobs = 1,
-    task: Annotated[Optional[str], typer.Option("--task", help="Task: textcls or gsm8k (default textcls).")] = None,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Number of paired seeds (default 5).")] = None,
-    seed_offset: o.SeedOffset = 0,
-    data: o.Data = None,
-    target: Annotated[Optional[float], typer.Option("--target", help="Validation accuracy target in (0, 1) (default 0.90).")] = None,
-    max_epochs: o.MaxEpochs = None,
-    evals_per_epoch: Annotated[Optional[int], typer.Option("--evals-per-epoch", help="Validation evaluations per epoch (default 10).")] = None,
-    grad_clip: o.GradClip = None,
-    schedule: o.Schedule = None,
-    warmup_steps: o.WarmupSteps = None,
-    grad_accum: o.GradAccum = None,
-    backend: o.Backend = None,
-    phi_input: o.PhiInput = None,
-    circuit_per_head: o.PerHead = False,
-    limit: o.Limit = None,
-    model: o.Model = None,
-    lora_rank: o.LoraRank = None,
-    store: Annotated[Optional[Path], typer.Option("--store", help=f"Results store (SQLite, default ./{DEFAULT_PATH}); finished trials are reused.")] = None,
+    optim: Annotated[Optional[str], typer.Option(
+        "--optim", help="Base arm each cell modifies: PRESET[:key=value,...] (default sgd).")] = None,
+    control: Annotated[Optional[str], typer.Option(
+        "--control", help="Control cell, e.g. 'perturb=none,attention=classical' (default: lambda 0 / perturb "
+                          "none / classical attention where swept, else the first value).")] = None,
+    suite: o.Suite = None,
+    suites_file: o.SuitesFile = None,
+    jobs: o.Jobs = None,
+    store: o.Store = None,
+    no_store: o.NoStore = False,
     fresh: o.Fresh = False,
+    reuse_stale: o.ReuseStale = False,
     plot: o.Plot = None,
     json_: o.Json = False,
     out: o.Out = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Ablate one arm over a grid (e.g. --perturb sin,none --attention quantum,classical): a row per cell vs a control."""
-    flags = {"lambda": lam, "perturb": perturb, "scope": scope, "n_qubits": n_qubits, "lr": lr, "qubits": qubits,
-             "depth": depth, "attention": attention}
-    axes = {name: parse_axis(name, raw) for name, raw in flags.items() if raw is not None}
-    spec = _spec(suite, suites_file, axes, optim=optim, control=control, task=task, seeds=seeds,
-                 seed_offset=seed_offset, target=target, max_epochs=max_epochs, evals_per_epoch=evals_per_epoch,
-                 train_flags=dict(grad_clip=grad_clip, schedule=schedule, warmup_steps=warmup_steps,
-                                  grad_accum=grad_accum),
-                 task_flags=dict(data=data, backend=backend, phi_input=phi_input,
-                                 circuit_per_head=circuit_per_head, limit=limit, model=model, lora_rank=lora_rank))
-    if jobs < 1:
-        raise BadInput(f"jobs must be >= 1, got {jobs}")
-    store_path = store if store is not None else Path(DEFAULT_PATH)
-    saved = 0
+    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_run
+    from superpos_cli.spec.grid import Grid, parse_axis
+    from superpos_cli.spec.run import check, parse_values
 
-    with ResultsStore(store_path) as results, trial_progress(len(spec.trials()), "ablate") as progress:
-        def on_event(kind: str, trial, payload: dict[str, Any]) -> None:
-            nonlocal saved
-            saved += kind == "done"
-            progress(kind, trial, payload)
+    # A flag of a sweepable option is an axis (a list); the others are settings.
+    axes = {}
+    for name in [n for n in given if axis_option_or_none(n)]:
+        option, values = parse_axis(name, given.pop(name))
+        axes[option.name] = values
+    values = parse_values(given)
+    base, control_text = optim, control
+    if suite is not None:
+        from superpos_cli.experiments.suites import get_suite
 
-        try:
-            doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs)
-        except KeyboardInterrupt:
-            stderr.print(f"interrupted: {saved} new trial{'s' * (saved != 1)} saved to {store_path}; "
-                         "rerun the same command to resume")
-            raise typer.Exit(130) from None
+        found = get_suite(suite, suites_file, kind="ablate")
+        run = found.run.merged(values)
+        base = base or found.base
+        if control_text is None and not (axes and set(axes) & set(found.axes)):
+            control_text = found.control  # the suite's control may name axes the flags replaced
+        axes = {**found.axes, **axes}
+    else:
+        run = check(values.pop("task", "textcls"), values)
+    grid = Grid(base or "sgd", axes, control_text, run)
+    store_file = prepare_outputs(out=out, plot=plot, store=store, no_store=no_store)
+    for cell in grid.cells:
+        prepare_run(cell.run)
+    jobs = o.default_jobs(jobs)
+
+    # Everything above is checked without torch; the work starts here.
+    from superpos_cli.cli.render import ablate_table, emit_json, stdout, trial_progress
+    from superpos_cli.experiments.ablate import AblateSpec, run_ablate
+    from superpos_cli.experiments.plan import check_trials
+    from superpos_cli.experiments.trials import raise_if_failed
+
+    spec = AblateSpec(grid=grid, seeds=run.seeds())
+    check_trials(spec.trials())
+    with open_store(store_file) as results, trial_progress(len(spec.trials()), "ablate") as on_event:
+        doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale)
+    emit_json(doc, json_, out)
     if plot is not None:
         _plots(doc, plot)
-    emit_json(doc, json_, out)
     if not json_:
         stdout.print(ablate_table(doc))
+    raise_if_failed(doc)
 
 
-def _spec(suite: str | None, suites_file: Path | None, axes: dict[str, list], *, optim, control, task, seeds,
-          seed_offset, target, max_epochs, evals_per_epoch, train_flags, task_flags) -> AblateSpec:
-    """The spec from the suite (if any) overridden by the flags given."""
-    base: dict[str, Any] = {"task": "textcls", "base": "sgd", "seeds": 5, "target": 0.90, "control": None,
-                            "max_epochs": None, "evals_per_epoch": 10, "task_options": {}, "axes": {}}
-    if suite is not None:
-        from superpos_cli.experiments.suites import AblateSuite, get_suite
+def axis_option_or_none(name: str):
+    from superpos_cli.spec.options import option_named
 
-        found = get_suite(suite, suites_file)
-        if not isinstance(found, AblateSuite):
-            raise BadInput(f"suite {suite!r} is a {found.kind} suite; ablate runs suites of kind ablate")
-        base.update(task=found.task, base=found.base, seeds=found.seeds, target=found.target,
-                    control=found.control, max_epochs=found.max_epochs, evals_per_epoch=found.evals_per_epoch,
-                    task_options=dict(found.task_options), axes={k: list(v) for k, v in found.axes.items()})
-    given = o.drop_none(task=task, base=optim, seeds=seeds, target=target, control=control,
-                        max_epochs=max_epochs, evals_per_epoch=evals_per_epoch)
-    base.update(given)
-    if "control" not in given and axes and suite is not None:
-        base["control"] = None  # the suite's control may name axes the flags replaced
-    base["axes"].update(axes)
-    task = base["task"]
-    return AblateSpec(
-        task=task,
-        task_options={**base["task_options"], **o.task_options(task, task_flags.pop("data"), **task_flags)},
-        base=base["base"],
-        axes=base["axes"],
-        seeds=o.seed_list(base["seeds"], seed_offset),
-        train=o.train_config(task, 0, max_epochs=base["max_epochs"], target=base["target"],
-                             evals_per_epoch=base["evals_per_epoch"], **train_flags),
-        control=base["control"],
-    )
+    option = option_named(name)
+    return option if option is not None and option.axis else None
 
 
 def _plots(doc: dict[str, Any], path: Path) -> None:
     """``path``: the main metric against the first swept axis; ``-accuracy``: final
     accuracy likewise (accuracy tasks); ``-curves``: per-cell convergence."""
+    from superpos_cli.experiments.plots import convergence_plot, sweep_plot
+
     swept = [name for name, values in doc["axes"].items() if len(values) > 1] or list(doc["axes"])
     axis = swept[0]
-    accuracy = "epochs_to_target" in doc["cells"][0]
+    accuracy = doc["metric"] == "epochs_to_target"
     sibling = lambda suffix: path.with_name(f"{path.stem}-{suffix}{path.suffix or '.png'}")  # noqa: E731
     if accuracy:
         sweep_plot(doc["cells"], axis, path, "epochs_to_target", f"epochs to {doc['target']:.0%} (median, 95% CI)")

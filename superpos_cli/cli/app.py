@@ -1,27 +1,64 @@
 """The `superpos` command: registers one module per subcommand.
 
-Bad input anywhere below raises :class:`superpos_cli.errors.BadInput`; the group
-turns it into one line on stderr and exit code 2 (architecture.md, CLI conventions).
+Exit codes (architecture.md, CLI conventions): bad input anywhere below raises
+:class:`~superpos_cli.errors.BadInput` (and click's own usage errors count as
+bad input): one line on stderr, exit 2. Trials that failed while a sweep ran:
+one line naming them, exit 1 (the document with every completed trial is
+already printed). Ctrl-C: one line saying what completed and where it is
+stored, exit 130. No traceback reaches the user in any of these.
+
+Command modules import only typer and the torch-free spec at module level, so
+``superpos --help`` and every bad-argument error finish before torch loads.
 """
 
 from __future__ import annotations
 
-import click
+import sys
+
 import typer
 from typer.core import TyperGroup
+from typer._click import exceptions as click_errors  # typer's own copy of click raises these
 
-from superpos_cli.errors import BadInput
+from superpos_cli.errors import BadInput, TrialsFailed
 
 
 class _Group(TyperGroup):
-    """Typer group that reports BadInput as one line and exit code 2."""
+    """Typer group that turns the errors above into one line and their exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except typer.Exit as done:
+            code = done.exit_code
+        except click_errors.NoArgsIsHelpError as err:
+            click_errors.echo(err.ctx.get_help())
+            code = 0
+        except click_errors.UsageError as err:
+            command = err.ctx.command_path if err.ctx is not None else "superpos"
+            click_errors.echo(f"error: {err.format_message()} (see {command} --help)", err=True)
+            code = 2
+        except typer.Abort:  # Ctrl-C while click itself was reading input
+            from superpos_cli.experiments.interrupt import EXIT_INTERRUPTED, interrupt_message
+
+            click_errors.echo(interrupt_message(KeyboardInterrupt()), err=True)
+            code = EXIT_INTERRUPTED
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BadInput as err:
-            click.echo(f"error: {err}", err=True)
+            click_errors.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except TrialsFailed as err:
+            click_errors.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt as err:
+            from superpos_cli.experiments.interrupt import EXIT_INTERRUPTED, interrupt_message
+
+            click_errors.echo(interrupt_message(err), err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(

@@ -12,11 +12,6 @@ from rich.table import Table
 from superpos_cli.cli import options as o
 from superpos_cli.cli.render import _num, emit_json, stderr, stdout
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.bench import (
-    BenchSpec, bench_document, gate, github_benchmark, history_plot, load_record, parse_metrics, run_bench, sizes_for,
-)
-from superpos_cli.experiments.regression import parse_threshold
-from superpos_cli.experiments.store import DEFAULT_PATH, ResultsStore
 
 bench_app = typer.Typer(invoke_without_command=True, no_args_is_help=False, add_completion=False,
                         help="Regression timing (ratios measured side by side) and its history.")
@@ -53,10 +48,9 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
 
 
 def _write(path: Path, data: Any, what: str) -> None:
-    try:
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as err:
-        raise BadInput(f"{what} {path}: cannot write ({err.strerror})") from None
+    from superpos_cli.fileio import write_text
+
+    write_text(path, json.dumps(data, indent=2) + "\n", what)
 
 
 @bench_app.callback()
@@ -72,19 +66,25 @@ def bench(
     fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Default threshold, e.g. 10% or 0.1; the suite's per-metric thresholds win.")] = None,
     save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Write this run's record (samples) to FILE.")] = None,
     github_json: Annotated[Optional[Path], typer.Option("--github-json", help="Write github-action-benchmark customSmallerIsBetter JSON.")] = None,
-    store: Annotated[Path, typer.Option("--store", help="Results store the run is appended to.")] = Path(DEFAULT_PATH),
-    no_store: Annotated[bool, typer.Option("--no-store", help="Do not append the run to the results store.")] = False,
+    store: o.Store = None,
+    no_store: o.NoStore = False,
     json_: o.Json = False,
     out: o.Out = None,
 ) -> None:
     """Measure the suite's ratios; with --baseline, exit 1 if a metric regressed."""
     if ctx.invoked_subcommand is not None:
         return
+    from superpos_cli.cli.prepare import open_store, prepare_outputs
     from superpos_cli.experiments.suites import get_suite
 
-    bench_suite = get_suite(suite, suites_file)
-    if getattr(bench_suite, "kind", None) != "bench":
-        raise BadInput(f"suite {suite!r} is a {bench_suite.kind} suite; superpos bench needs kind = \"bench\"")
+    bench_suite = get_suite(suite, suites_file, kind="bench")
+    store_file = prepare_outputs(out=out, save_baseline=save_baseline, github_json=github_json, store=store,
+                                 no_store=no_store)
+    from superpos_cli.experiments.bench import (
+        BenchSpec, bench_document, gate, github_benchmark, load_record, parse_metrics, run_bench, sizes_for,
+    )
+    from superpos_cli.experiments.regression import parse_threshold
+
     spec = BenchSpec(suite=bench_suite, metrics=parse_metrics(metrics, bench_suite.metrics),
                      repeats=repeats if repeats is not None else bench_suite.repeats,
                      sizes=sizes_for(quick), threads=threads, quick=quick)
@@ -95,8 +95,8 @@ def bench(
                        "sizes differ, so its ratios are not comparable with this run's")
     with stderr.status("bench") as status:
         record = run_bench(spec, progress=lambda message: status.update(f"bench: {message}"))
-    if not no_store:
-        with ResultsStore(store) as results:
+    with open_store(store_file) as results:
+        if results is not None:
             record["key"] = results.append_bench(record, record.get("commit"))
     comparison = gate(record, reference, threshold, dict(bench_suite.thresholds)) if reference else None
     if save_baseline is not None:
@@ -115,11 +115,15 @@ def bench(
 @bench_app.command("history")
 def history(
     metric: Annotated[str, typer.Option("--metric", help="Metric name, e.g. optimizer_step.")],
-    store: Annotated[Path, typer.Option("--store", help="Results store to read.")] = Path(DEFAULT_PATH),
+    store: o.Store = None,
     plot: o.Plot = None,
     json_: o.Json = False,
 ) -> None:
     """A bench metric over the stored runs (oldest first), with each run's commit."""
+    from superpos_cli.experiments.bench import history_plot
+    from superpos_cli.experiments.store import ResultsStore
+
+    store = o.store_path(store, False)
     if not store.exists():
         raise BadInput(f"results store {str(store)!r} does not exist; run `superpos bench` first")
     with ResultsStore(store) as results:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from superpos_cli.quantum.circuit import CircuitSpec
 
 
 def circuit(
@@ -21,6 +20,8 @@ def circuit(
     from qiskit import qasm3
 
     from superpos_cli.quantum.backends.qiskit_backend import QiskitCircuit
+
+    from superpos_cli.quantum.circuit import CircuitSpec
 
     spec = CircuitSpec(n_qubits=qubits, depth=depth, encoding=encoding, entangler=entangler, readout=readout)
     built = QiskitCircuit(spec).circuit

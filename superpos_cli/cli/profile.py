@@ -9,7 +9,6 @@ from rich.table import Table
 
 from superpos_cli.cli import options as o
 from superpos_cli.cli.render import _num, emit_json, stderr, stdout
-from superpos_cli.experiments.profile import ProfileSpec, parse_int_list, parse_parts, quick_spec, run_profile
 
 # Per part: (title, reference column key, its header, extra columns (key, header, digits)).
 _LAYOUT: dict[str, tuple[str, str, str, list[tuple[str, str, int]]]] = {
@@ -66,6 +65,8 @@ def profile(
     out: o.Out = None,
 ) -> None:
     """Where the time goes: circuits/s, attention, optimizer step and epoch overhead, each vs a reference."""
+    from superpos_cli.experiments.profile import ProfileSpec, parse_int_list, parse_parts, quick_spec, run_profile
+
     selected = parse_parts(parts)
     if lm and "lm" not in selected:
         selected += ("lm",)

@@ -43,13 +43,13 @@ def _ci(ci: list | tuple | None, fmt) -> str:
 
 
 def emit_json(document: dict[str, Any], to_stdout: bool, out: Path | None) -> None:
-    """Print and/or write the JSON document; a bad --out path is bad input."""
+    """Print and/or write the JSON document (atomically: complete or absent); a bad
+    --out path is bad input."""
     text = json.dumps(document, indent=2, default=float)
     if out is not None:
-        try:
-            Path(out).write_text(text + "\n")
-        except OSError as err:
-            raise BadInput(f"--out {out}: cannot write ({err.strerror})") from None
+        from superpos_cli.fileio import write_text
+
+        write_text(out, text + "\n", "--out")
     if to_stdout:
         print(text)
 

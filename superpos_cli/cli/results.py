@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from superpos_cli.cli.options import store_path
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.store import DEFAULT_PATH, ResultsStore
+from superpos_cli.fileio import write_text
 
 results_app = typer.Typer(
     no_args_is_help=True,
@@ -23,12 +24,16 @@ results_app = typer.Typer(
 )
 
 StoreOpt = Annotated[
-    Path,
-    typer.Option("--store", help="Results store file written by compare/ablate/bench."),
+    Optional[Path],
+    typer.Option("--store", help="Results store file written by compare/ablate/bench "
+                                 "(default: $SUPERPOS_STORE, else ~/.cache/superpos/results.db)."),
 ]
 
 
-def _open(store: Path) -> ResultsStore:
+def _open(store: Path | None):
+    from superpos_cli.experiments.store import ResultsStore
+
+    store = store_path(store, False)
     # Reading never creates a store: a typo in --store must not leave an empty file.
     if not store.exists():
         raise BadInput(f"no results store at {store} (run compare/ablate first or pass --store)")
@@ -42,7 +47,7 @@ def _short_time(created_at: str | None) -> str:
 
 @results_app.command("list")
 def list_cmd(
-    store: StoreOpt = Path(DEFAULT_PATH),
+    store: StoreOpt = None,
     kind: Annotated[Optional[str], typer.Option(help="Only this kind of entry: trial or bench.")] = None,
     sweep: Annotated[Optional[str], typer.Option(help="Only entries of this sweep.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="At most this many entries, newest first.", min=1)] = None,
@@ -55,8 +60,8 @@ def list_cmd(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(rows)} result(s) in {store}")
-    for column in ("key", "kind", "sweep", "name", "status", "created (UTC)"):
-        table.add_column(column, no_wrap=column in ("key", "created (UTC)"))
+    for column in ("key", "kind", "sweep", "name", "status", "code", "created (UTC)"):
+        table.add_column(column, no_wrap=column in ("key", "code", "created (UTC)"))
     for row in rows:
         table.add_row(
             row["key"][:12],
@@ -64,6 +69,7 @@ def list_cmd(
             row["sweep"] or "",
             row["name"] or "",
             row["status"] or "",
+            row["fingerprint"] or "unknown",  # the code that computed it (superpos_cli.fingerprint)
             _short_time(row["created_at"]),
         )
     Console().print(table)
@@ -72,7 +78,7 @@ def list_cmd(
 @results_app.command("show")
 def show_cmd(
     key_prefix: Annotated[str, typer.Argument(help="A key, or its first characters as shown by `results list`.")],
-    store: StoreOpt = Path(DEFAULT_PATH),
+    store: StoreOpt = None,
 ) -> None:
     """Print one stored result (summary and full record) as JSON."""
     with _open(store) as results:
@@ -84,7 +90,7 @@ def show_cmd(
 def export_cmd(
     csv: Annotated[bool, typer.Option("--csv", help="Export as CSV, one row per entry (the default).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Export as one JSON array.")] = False,
-    store: StoreOpt = Path(DEFAULT_PATH),
+    store: StoreOpt = None,
     kind: Annotated[Optional[str], typer.Option(help="Only this kind of entry: trial or bench.")] = None,
     sweep: Annotated[Optional[str], typer.Option(help="Only entries of this sweep.")] = None,
     out: Annotated[
@@ -99,10 +105,7 @@ def export_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise BadInput(f"cannot write --out {out}: {err.strerror}") from None
+    write_text(out, text, "--out")  # atomic: complete or absent
     typer.echo(f"wrote {out}", err=True)
 
 

@@ -2,71 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from superpos_cli.cli import options as o
-from superpos_cli.cli.render import emit_json, epoch_table, stderr, stdout
-from superpos_cli.experiments.trials import TrialSpec, run_trial
-from superpos_cli.optim.presets import parse_arm
-from superpos_cli.tasks import OPTIMIZER_DEFAULTS
 
 
+@o.run_options("task", "model", "optimizer", "train", "seeds", exclude=("seeds", "seed_offset"))
 def train(
-    task: o.Task = "textcls",
-    optim: Annotated[str, typer.Option("--optim", help="Optimizer arm, e.g. sgd or sgd:lambda=0.1.")] = "sgd",
-    seed: o.Seed = 0,
-    data: o.Data = None,
-    max_epochs: o.MaxEpochs = None,
-    target: o.Target = 0.90,
-    evals_per_epoch: o.EvalsPerEpoch = 10,
-    grad_clip: o.GradClip = None,
-    schedule: o.Schedule = None,
-    warmup_steps: o.WarmupSteps = None,
-    grad_accum: o.GradAccum = None,
-    attention: o.Attention = None,
-    qubits: o.Qubits = None,
-    depth: o.Depth = None,
-    backend: o.Backend = None,
-    phi_input: o.PhiInput = None,
-    circuit_per_head: o.PerHead = False,
-    encoding: o.Encoding = None,
-    entangler: o.Entangler = None,
-    readout: o.Readout = None,
-    limit: o.Limit = None,
-    model: o.Model = None,
-    lora_rank: o.LoraRank = None,
-    loss_on: o.LossOn = None,
-    skip_bad: o.SkipBad = False,
-    lr: o.Lr = None,
-    lam: o.Lambda = None,
-    perturb: o.Perturb = None,
-    scope: o.Scope = None,
-    n_qubits: o.NQubits = None,
-    weight_decay: o.WeightDecay = None,
-    l2: o.L2 = False,
-    perturb_unscaled: o.Unscaled = False,
-    eps_inside: o.EpsInside = False,
+    optim: Annotated[str, typer.Option("--optim", help="Optimizer arm, e.g. sgd, sgd:lambda=0.1 or "
+                                                       "torch.optim.SGD:lr=0.1.")] = "sgd",
     json_: o.Json = False,
     out: o.Out = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Train once and show the learning curve."""
-    overrides = o.optimizer_overrides(lr=lr, weight_decay=weight_decay, perturb=perturb, scope=scope,
-                                      n_qubits=n_qubits, l2=l2, unscaled=perturb_unscaled, eps_inside=eps_inside,
-                                      **{"lambda": lam})
-    arm = parse_arm(optim, overrides, OPTIMIZER_DEFAULTS.get(task))
-    spec = TrialSpec(
-        task,
-        o.task_options(task, data, attention=attention, qubits=qubits, depth=depth, backend=backend,
-                       phi_input=phi_input, circuit_per_head=circuit_per_head, encoding=encoding,
-                       entangler=entangler, readout=readout, limit=limit, model=model,
-                       lora_rank=lora_rank, loss_on=loss_on, skip_bad=skip_bad),
-        arm,
-        o.train_config(task, seed, max_epochs=max_epochs, target=target, evals_per_epoch=evals_per_epoch,
-                       grad_clip=grad_clip, schedule=schedule, warmup_steps=warmup_steps, grad_accum=grad_accum),
-    )
+    from superpos_cli.cli.prepare import prepare_outputs, prepare_run
+    from superpos_cli.spec.run import settings
+
+    run = settings(given)
+    from superpos_cli.spec.arms import parse_arm
+
+    arm = parse_arm(optim, run.optimizer_overrides(), run.optimizer_protocol())
+    prepare_outputs(out=out)
+    prepare_run(run)
+
+    # Everything above is checked without torch; the work starts here.
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from superpos_cli.cli.render import emit_json, epoch_table, stderr, stdout
+    from superpos_cli.errors import TrialsFailed
+    from superpos_cli.experiments.plan import check_trials, train_config
+    from superpos_cli.errors import BadInput
+    from superpos_cli.experiments.trials import TrialSpec, failed_record, run_trial
+
+    spec = TrialSpec(run.task, run.task_options(), arm, train_config(run, run.seed()))
+    check_trials([spec])
     with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[detail]}"),
                   TimeElapsedColumn(), console=stderr, transient=True) as bar:
         bar_id = bar.add_task("train", total=spec.train.max_epochs, detail="")
@@ -76,12 +49,19 @@ def train(
                 metric = info.get("val_accuracy", info.get("val_loss"))
                 bar.update(bar_id, completed=info["epoch"], detail=f"epoch {info['epoch']:.1f}  val {metric:.4f}")
 
-        record = run_trial(spec, progress)
+        try:
+            record = run_trial(spec, progress)
+        except BadInput:
+            raise
+        except Exception as err:  # a reason found only while running (e.g. out of memory): one line, exit 1
+            record = failed_record(spec, err)
     emit_json(record, json_, out)
+    if record.get("status") == "failed":
+        raise TrialsFailed(f"the run failed: {record.get('error')}")
     if json_:
         return
     result = record["result"]
-    stdout.print(epoch_table(result, f"{task} with {arm.name}, seed {seed}"))
+    stdout.print(epoch_table(result, f"{run.task} with {arm.name}, seed {spec.seed}"))
     e2t = result["epochs_to_target"]
     if result["target_metric"]:
         reached = f"{e2t:.2f} epochs" if e2t is not None else f"not reached in {spec.train.max_epochs} epochs"

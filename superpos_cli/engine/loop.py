@@ -67,6 +67,11 @@ class EvalPoint:
     step: int
     train_loss: float  # mean training loss since the previous evaluation
     metrics: dict[str, float]
+    # Perturbation telemetry of the step just before this evaluation (None: not a
+    # SuperpositionalAdam, or telemetry off): ||c Q|| / ||Adam's step|| on the scope,
+    # and the share of coordinates the scope selects (optimizer.perturbation_telemetry).
+    perturb_ratio: float | None = None
+    scope_share: float | None = None
 
 
 @dataclass
@@ -75,6 +80,8 @@ class EpochRecord:
     train_loss: float  # mean over the epoch's batches
     train_time_s: float  # training only, evaluation excluded
     metrics: dict[str, float]  # held-out metrics at the end of the epoch
+    perturb_ratio: float | None = None  # median over the epoch's evaluation windows
+    scope_share: float | None = None
 
 
 @dataclass
@@ -87,6 +94,9 @@ class RunResult:
     steps: int = 0  # optimizer steps
     train_tokens: int = 0  # sum of the task's batch_tokens over training (0 without the hook)
     train_time_s: float = 0.0  # training time of the whole run, evaluation excluded
+    # Optimizer steps done when a training loss became NaN or inf; the run stopped
+    # there (its last epoch is partial, with that non-finite loss). None: it did not.
+    diverged_at_step: int | None = None
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -125,6 +135,7 @@ class RunResult:
             steps=data["steps"],
             train_tokens=data.get("train_tokens", 0),
             train_time_s=data.get("train_time_s", 0.0),
+            diverged_at_step=data.get("diverged_at_step"),
         )
 
 
@@ -158,6 +169,13 @@ def lr_multiplier(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def _window_telemetry(points: list[EvalPoint]) -> tuple[float | None, float | None]:
+    """(median perturb_ratio, scope_share) over an epoch's evaluation points."""
+    ratios = [p.perturb_ratio for p in points if p.perturb_ratio is not None]
+    shares = [p.scope_share for p in points if p.scope_share is not None]
+    return (statistics.median(ratios) if ratios else None, shares[-1] if shares else None)
+
+
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 
@@ -166,6 +184,7 @@ def train(
     make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
     cfg: TrainConfig,
     progress: ProgressCallback | None = None,
+    telemetry: bool = True,
 ) -> RunResult:
     """Train ``task``'s model with the optimizer ``make_optimizer`` builds.
 
@@ -181,6 +200,16 @@ def train(
     are means over batches. Optional task hooks: ``batch_tokens(batch)`` is summed
     into ``train_tokens``; ``final_metrics(model)`` runs once after the last
     epoch's training (eval mode) and its entries join that epoch's metrics.
+    A NaN or infinite training loss stops the run before its backward pass's step:
+    ``diverged_at_step`` records the steps done, and the partial epoch (its mean
+    loss non-finite, metrics evaluated on the model as it was) ends the record.
+
+    ``telemetry``: on the step just before each evaluation, an optimizer with a
+    ``perturbation_telemetry()`` method measures that step before it runs (it
+    writes nothing, so every trained number is the same with it off); the
+    result lands in the EvalPoint and, as a median, in the EpochRecord. Its
+    cost, one reference computation on the scoped tensors per evaluation
+    window, counts as training time.
     """
     torch.manual_seed(cfg.seed)
     model = task.build_model()
@@ -194,6 +223,7 @@ def train(
     eval_after = {round(steps_per_epoch * k / cfg.evals_per_epoch) for k in range(1, cfg.evals_per_epoch + 1)}
     batch_tokens = getattr(task, "batch_tokens", None)
     final_metrics = getattr(task, "final_metrics", None)
+    probe = getattr(optimizer, "perturbation_telemetry", None) if telemetry else None
 
     result = RunResult(target_metric=task.target_metric, target=cfg.target if task.target_metric else None)
     model.eval()
@@ -214,24 +244,28 @@ def train(
             epoch_loss += value
             window_loss += value
             window_batches += 1
+            if not math.isfinite(value):
+                result.diverged_at_step = step  # no step follows a non-finite loss
+                break
             if batch_tokens:
                 result.train_tokens += batch_tokens(batch)
             if i < group_start + group:
                 continue
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            epoch_step = group_start // cfg.grad_accum + 1
+            sample = probe() if probe and epoch_step in eval_after else {}
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            epoch_step = group_start // cfg.grad_accum + 1
             if epoch_step in eval_after:
                 epoch_time += time.perf_counter() - started
                 model.eval()
                 metrics = task.evaluate(model)
                 model.train()
                 at = epoch - 1 + epoch_step / steps_per_epoch
-                point = EvalPoint(at, step, window_loss / window_batches, metrics)
+                point = EvalPoint(at, step, window_loss / window_batches, metrics, **sample)
                 result.evals.append(point)
                 window_loss, window_batches = 0.0, 0
                 if task.target_metric:
@@ -241,14 +275,21 @@ def train(
                 started = time.perf_counter()
         epoch_time += time.perf_counter() - started
         result.train_time_s += epoch_time
-        metrics = result.evals[-1].metrics
-        if final_metrics and epoch == cfg.max_epochs:
+        if result.diverged_at_step is not None:
+            model.eval()  # the partial epoch's metrics: the model as it was at the NaN
+            metrics = task.evaluate(model)
+        else:
+            metrics = result.evals[-1].metrics
+        if final_metrics and epoch == cfg.max_epochs and result.diverged_at_step is None:
             model.eval()
             metrics = {**metrics, **final_metrics(model)}
-        record = EpochRecord(epoch, epoch_loss / max(1, i), epoch_time, metrics)
+        record = EpochRecord(epoch, epoch_loss / max(1, i), epoch_time, metrics,
+                             *_window_telemetry([p for p in result.evals[-len(eval_after):] if p.epoch > epoch - 1]))
         result.epochs.append(record)
         if progress:
             progress("epoch", asdict(record))
+        if result.diverged_at_step is not None:
+            break
     result.steps = step
     if task.target_metric:
         result.epochs_to_target = crossing_epoch(curve, cfg.target)

@@ -24,232 +24,78 @@ a sweep without an "off" value compares with its first cell.
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from superpos_cli.engine import stats
 from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
+from superpos_cli.experiments.compare import main_metric
 from superpos_cli.experiments.executor import EventCallback, execute
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.summary import RELATIVE_FIELDS, arm_summary, relative_summary
-from superpos_cli.experiments.trials import TrialSpec, result_of
-from superpos_cli.optim.presets import ArmSpec, normalise_key, parse_arm
-from superpos_cli.tasks import OPTIMIZER_DEFAULTS
+from superpos_cli.experiments.trials import TrialSpec, TrialsFailed, failed_trials, failure_line, result_of
+from superpos_cli.experiments.plan import train_config
+from superpos_cli.spec.grid import Cell, Grid
 
 ALPHA = 0.05  # family-wise error rate of the "best" marker (Holm)
 GOOD_VERDICTS = ("faster", "lower loss")
-
-
-# --------------------------------------------------------------------------- axes
-
-
-def _flag(axis: str) -> str:
-    return axis.replace("_", "-")
-
-
-def _number(kind: type, minimum: float, inclusive: bool) -> Callable[[str, Any], Any]:
-    def parse(axis: str, raw: Any) -> Any:
-        if isinstance(raw, bool):
-            raise BadInput(f"--{_flag(axis)} value {raw!r} is not a number")
-        try:
-            value = kind(raw) if not isinstance(raw, str) else kind(raw.strip())
-        except (TypeError, ValueError):
-            raise BadInput(f"--{_flag(axis)} value {str(raw).strip()!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if kind is int and isinstance(raw, float) and raw != value:
-            raise BadInput(f"--{_flag(axis)} value {raw!r} is not an integer")
-        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-            raise BadInput(f"--{_flag(axis)} value {value!r} must be {'>=' if inclusive else '>'} {minimum:g}")
-        return value
-
-    return parse
-
-
-def _choice(choices: Callable[[], tuple[str, ...]]) -> Callable[[str, Any], Any]:
-    def parse(axis: str, raw: Any) -> Any:
-        value = str(raw).strip().lower()
-        allowed = choices()
-        if not isinstance(raw, str) or value not in allowed:
-            raise BadInput(f"--{_flag(axis)} value {str(raw).strip()!r} is not one of {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def _perturbations() -> tuple[str, ...]:
-    from superpos_cli.optim.perturbations import PERTURBATIONS
-
-    return tuple(PERTURBATIONS)
-
-
-def _scopes() -> tuple[str, ...]:
-    from superpos_cli.optim.optimizer import SCOPES
-
-    return tuple(SCOPES)
-
-
-def _attention_kinds() -> tuple[str, ...]:
-    from superpos_cli.models.config import ATTENTION_KINDS
-
-    return tuple(ATTENTION_KINDS)
-
-
-@dataclass(frozen=True)
-class Axis:
-    """A sweepable option: where its value goes and how it is parsed."""
-
-    name: str  # the CLI flag without dashes and the key in benchmarks.toml / --control
-    target: str  # "optimizer": an option of the arm (presets.OPTIONS); "task": a task/model option
-    key: str  # the option's key in the arm or in task_options
-    parse: Callable[[str, Any], Any]
-    off: Any = None  # the value that switches the studied effect off (the natural control)
-    help: str = ""
-
-
-AXES: dict[str, Axis] = {
-    "lambda": Axis("lambda", "optimizer", "lambda", _number(float, 0.0, True), 0.0, "perturbation scale lambda"),
-    "perturb": Axis("perturb", "optimizer", "perturb", _choice(_perturbations), "none", "perturbation function"),
-    "scope": Axis("scope", "optimizer", "scope", _choice(_scopes), None, "perturbed coordinates"),
-    "n_qubits": Axis("n_qubits", "optimizer", "n_qubits", _number(int, 1, True), None, "n_qubits of the optimizer's scope"),
-    "lr": Axis("lr", "optimizer", "lr", _number(float, 0.0, False), None, "learning rate"),
-    "qubits": Axis("qubits", "task", "n_qubits", _number(int, 1, True), None, "qubits of the attention circuit"),
-    "depth": Axis("depth", "task", "depth", _number(int, 1, True), None, "layers of the attention circuit"),
-    "attention": Axis("attention", "task", "kind", _choice(_attention_kinds), "classical", "quantum or classical attention"),
-}
-_AXIS_ALIASES = {"n-qubits": "n_qubits", "lam": "lambda"}
-
-
-def axis_named(name: str) -> Axis:
-    key = _AXIS_ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key not in AXES:
-        raise BadInput(f"unknown ablation axis {name!r}; allowed: {', '.join(AXES)}")
-    return AXES[key]
-
-
-def parse_axis(name: str, raw: str | list[Any]) -> list[Any]:
-    """Typed values of axis ``name`` from ``"0,0.1,0.5"`` (CLI) or a list (TOML).
-
-    Empty items, wrong types, out-of-range values and repeats are BadInput.
-    """
-    axis = axis_named(name)
-    items = raw.split(",") if isinstance(raw, str) else list(raw)
-    if not items:
-        raise BadInput(f"--{_flag(axis.name)} needs at least one value")
-    values = []
-    for item in items:
-        if isinstance(item, str) and not item.strip():
-            raise BadInput(f"--{_flag(axis.name)} {raw!r} has an empty value; give a comma-separated list such as 0,0.1")
-        value = axis.parse(axis.name, item)
-        if value in values:
-            raise BadInput(f"--{_flag(axis.name)} lists {format_value(value)} twice")
-        values.append(value)
-    return values
-
-
-def format_value(value: Any) -> str:
-    """Short, exact text of an axis value: 0.1 -> "0.1", 0.0 -> "0", 1e-3 -> "0.001"."""
-    if isinstance(value, float):
-        short = f"{value:g}"
-        return short if float(short) == value else repr(value)
-    return str(value)
 
 
 # --------------------------------------------------------------------------- spec
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One point of the grid: its axis values and the arm and task options they give."""
-
-    label: str  # "perturb=sin,attention=quantum"
-    axes: dict[str, Any]
-    arm: ArmSpec
-    task_options: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class AblateSpec:
-    """A grid of cells over paired seeds.
+    """A grid of cells (spec/grid.py) over paired seeds; ``train`` is the base
+    training protocol, each cell's training axes replace its fields."""
 
-    ``axes`` maps axis names (:data:`AXES`) to their typed values, in grid order
-    (the last axis varies fastest). ``control`` is ``"axis=value,..."``; axes it
-    does not name take their default control value (module docstring).
-    """
-
-    task: str
-    task_options: dict[str, Any]
-    base: str
-    axes: dict[str, list[Any]]
+    grid: Grid
     seeds: list[int]
-    train: TrainConfig
-    control: str | None = None
-    cells: list[Cell] = field(init=False, repr=False, compare=False)
-    control_index: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.axes:
-            raise BadInput("give at least one axis to sweep, e.g. --lambda 0,0.1,0.5 "
-                           f"(axes: {', '.join('--' + a.replace('_', '-') for a in AXES)})")
         if not self.seeds:
             raise BadInput("seeds must be >= 1")
-        for name, values in self.axes.items():
-            if name not in AXES:
-                raise BadInput(f"unknown ablation axis {name!r}; allowed: {', '.join(AXES)}")
-            if not values:
-                raise BadInput(f"--{name} needs at least one value")
-        base = _split_arm(self.base)  # validates the syntax early, before any cell
-        cells = [self._cell(base, dict(zip(self.axes, combo))) for combo in itertools.product(*self.axes.values())]
-        object.__setattr__(self, "cells", cells)
-        object.__setattr__(self, "control_index", self._control_index())
 
-    def _cell(self, base: tuple[str, dict[str, str]], values: dict[str, Any]) -> Cell:
-        preset, base_options = base
-        arm_options = dict(base_options)
-        task_options = dict(self.task_options)
-        for name, value in values.items():
-            axis = AXES[name]
-            if axis.target == "optimizer":
-                arm_options[axis.key] = format_value(value)
-            else:
-                task_options[axis.key] = value
-        text = preset + (":" + ",".join(f"{k}={v}" for k, v in arm_options.items()) if arm_options else "")
-        arm = parse_arm(text, None, OPTIMIZER_DEFAULTS.get(self.task))
-        # A one-value axis is a setting, not a factor: it stays out of the label
-        # unless no axis varies.
-        varied = [name for name in values if len(self.axes[name]) > 1] or list(values)
-        label = ",".join(f"{name}={format_value(values[name])}" for name in varied)
-        return Cell(label, values, arm, task_options)
+    @property
+    def task(self) -> str:
+        return self.grid.run.task
 
-    def _control_index(self) -> int:
-        wanted = {name: _default_control(name, values) for name, values in self.axes.items()}
-        if self.control is not None:
-            for item in self.control.split(","):
-                name, eq, raw = item.partition("=")
-                if not eq or not name.strip() or not raw.strip():
-                    raise BadInput(f"--control {self.control!r}: each item must look like axis=value")
-                axis = axis_named(name)
-                if axis.name not in self.axes:
-                    raise BadInput(f"--control {self.control!r} names axis {axis.name!r}, which is not swept "
-                                   f"(swept: {', '.join(self.axes)})")
-                value = axis.parse(axis.name, raw.strip())
-                if value not in self.axes[axis.name]:
-                    raise BadInput(f"--control {self.control!r} names no cell: {axis.name} takes "
-                                   f"{', '.join(format_value(v) for v in self.axes[axis.name])}")
-                wanted[axis.name] = value
-        return next(i for i, cell in enumerate(self.cells) if cell.axes == wanted)
+    @property
+    def task_options(self) -> dict[str, Any]:
+        return self.grid.run.task_options()
+
+    @property
+    def base(self) -> str:
+        return self.grid.base_text
+
+    @property
+    def axes(self) -> dict[str, list[Any]]:
+        return self.grid.axes
+
+    @property
+    def cells(self) -> list[Cell]:
+        return self.grid.cells
+
+    @property
+    def control_index(self) -> int:
+        return self.grid.control_index
 
     @property
     def control_cell(self) -> Cell:
-        return self.cells[self.control_index]
+        return self.grid.control_cell
+
+    @property
+    def train(self) -> TrainConfig:
+        return train_config(self.grid.run)
 
     def trials(self) -> list[TrialSpec]:
         """Cells interleaved within each seed (seed 0: every cell, seed 1: ...) so
         slow drift of the machine hits every cell alike."""
         return [
-            TrialSpec(self.task, cell.task_options, cell.arm, replace(self.train, seed=seed), cell=cell.label)
+            TrialSpec(self.task, cell.run.task_options(), cell.arm, train_config(cell.run, seed), cell=cell.label)
             for seed in self.seeds
             for cell in self.cells
         ]
@@ -259,31 +105,11 @@ class AblateSpec:
         return f"ablate {self.task} {self.base} " + " x ".join(self.axes)
 
 
-def _default_control(name: str, values: list[Any]) -> Any:
-    off = AXES[name].off
-    return off if off is not None and off in values else values[0]
-
-
-def _split_arm(text: str) -> tuple[str, dict[str, str]]:
-    """``"sgd:scope=all"`` -> ("sgd", {"scope": "all"}) with option keys normalised,
-    so a cell's value replaces the base's value of the same option."""
-    preset, _, rest = text.strip().partition(":")
-    if not preset:
-        raise BadInput("--optim is empty; give a preset such as sgd or sgd:scope=all")
-    options: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise BadInput(f"optimizer option {item!r} in {text!r} must look like key=value")
-        options[normalise_key(key)] = value.strip()
-    return preset.strip(), options
-
-
 # --------------------------------------------------------------------------- run
 
 
 def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool = False,
-               on_event: EventCallback | None = None, jobs: int = 1) -> dict[str, Any]:
+               on_event: EventCallback | None = None, jobs: int = 1, reuse_stale: bool = False) -> dict[str, Any]:
     """Run every trial not already in ``store`` and return the ablate document."""
     counts = {"done": 0, "cached": 0}
 
@@ -294,23 +120,33 @@ def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool 
             on_event(kind, trial, payload)
 
     trials = spec.trials()
-    records = execute(trials, store=store, fresh=fresh, sweep=spec.sweep_name(), on_event=count, jobs=jobs)
+    records = execute(trials, store=store, fresh=fresh, sweep=spec.sweep_name(), on_event=count, jobs=jobs,
+                      reuse_stale=reuse_stale)
     doc = ablate_document(spec, trials, records)
     doc["executed"], doc["reused"] = counts["done"], counts["cached"]
     return doc
 
 
 def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON contract of ``ablate`` from trials and their records (same order)."""
+    """The JSON contract of ``ablate`` from trials and their records (same order).
+
+    Failed trials are listed under ``"failed"`` and left out of the summaries; a
+    cell none of whose trials completed is left out of ``"cells"`` (raises
+    :class:`TrialsFailed` when that is the control)."""
     by_cell: dict[str, list] = {cell.label: [] for cell in spec.cells}
     for trial, record in zip(trials, records):  # by trial: a reused record may carry another sweep's label
-        by_cell[trial.cell].append(result_of(record))
+        if record.get("status") != "failed":
+            by_cell[trial.cell].append(result_of(record))
+    if not by_cell[spec.control_cell.label]:
+        raise TrialsFailed(failure_line({"failed": failed_trials(records)}))
     cells = []
     for i, cell in enumerate(spec.cells):
+        if not by_cell[cell.label]:
+            continue
         cells.append({"label": cell.label, "axes": dict(cell.axes), "arm": cell.arm.to_dict(),
-                      "task_options": cell.task_options, "control": i == spec.control_index,
+                      "task_options": cell.run.task_options(), "control": i == spec.control_index,
                       **arm_summary(by_cell[cell.label], spec.train.max_epochs)})
-    control = cells[spec.control_index]
+    control = next(cell for cell in cells if cell["control"])
     for cell in cells:
         if cell is control:
             cell.update({name: None for name in RELATIVE_FIELDS})
@@ -324,6 +160,7 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
         cell["best"] = cell["label"] == best
     return {
         "kind": "ablate",
+        "metric": main_metric([r for r in records if r.get("status") != "failed"]),
         "task": spec.task,
         "task_options": spec.task_options,
         "base": spec.base,
@@ -339,8 +176,10 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
         "versions": versions(),
         "cells": cells,
         "trials": [{"cell": trial.cell, "seed": trial.seed, "key": record.get("key"),
-                    "wall_s": record.get("wall_s"), "result": record["result"]}
+                    "status": record.get("status", "ok"), "stale": record.get("stale", False),
+                    "wall_s": record.get("wall_s"), "result": record.get("result")}
                    for trial, record in zip(trials, records)],
+        "failed": failed_trials(records),
     }
 
 

@@ -43,6 +43,7 @@ import torch
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import git_commit, machine_info, versions
 from superpos_cli.experiments.regression import LARGER, SMALLER, compare_records
+from superpos_cli.fileio import save_with
 
 METRICS = ("optimizer_step", "attention", "fourier_circuits", "epoch_overhead", "convergence")
 # Evaluations per epoch of the convergence compare: 4 instead of the protocol's 10,
@@ -68,7 +69,7 @@ class BenchSizes:
     fourier_inner: int = 10
     epoch_steps: int | None = None  # None: one full textcls epoch per call
     epoch_inner: int = 3  # calls of each side per repeat
-    compare_overrides: dict[str, Any] = field(default_factory=dict)  # seeds, max_epochs, task_options
+    compare_overrides: dict[str, Any] = field(default_factory=dict)  # run options (spec names) over the suite's
 
 
 FULL = BenchSizes()
@@ -83,7 +84,7 @@ QUICK = BenchSizes(
     fourier_inner=6,
     epoch_steps=2,
     epoch_inner=2,
-    compare_overrides={"seeds": 1, "max_epochs": 1, "task_options": {"n_train": 96, "n_val": 96}},
+    compare_overrides={"seeds": 1, "max_epochs": 1, "n_train": 96, "n_val": 96},
 )
 
 
@@ -188,7 +189,9 @@ def _timing_entry(ratios, method_s, reference_s, unit: str, description: str, **
 
 
 def bench_optimizer_step(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
-    from superpos_cli.optim.presets import build_optimizer, parse_arm
+    from superpos_cli.optim.presets import build_optimizer
+    from superpos_cli.spec.arms import parse_arm
+    from superpos_cli.slowdown import slowed_optimizer
     from superpos_cli.tasks import OPTIMIZER_DEFAULTS
 
     generator = torch.Generator().manual_seed(0)
@@ -201,7 +204,9 @@ def bench_optimizer_step(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
             p.grad = g  # shared, read-only
         return ps
 
-    sgd = build_optimizer(parse_arm("sgd", task_defaults=OPTIMIZER_DEFAULTS["textcls"]), params(), seed=0)
+    # SUPERPOS_TEST_SLOWDOWN=optimizer=k: the timed side repeats its step k times (a wrapper).
+    sgd = slowed_optimizer(build_optimizer(parse_arm("sgd", task_defaults=OPTIMIZER_DEFAULTS["textcls"]), params(),
+                                           seed=0))
     adam = torch.optim.Adam(params(), lr=1e-3, fused=True)
     ratios, m, r = ratio_samples(sgd.step, adam.step, repeats, sizes.optimizer_inner)
     n = sum(t.numel() for t in base)
@@ -216,11 +221,13 @@ def bench_attention(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
 
     Measured against torch.nn.MultiheadAttention instead, the ratio spread 17% over
     five runs here (vs 5%): the shared code path makes the two sides' noise move
-    together. The price: a slowdown in code both sides share cancels; the slowdown
-    hook (SUPERPOS_TEST_SLOWDOWN=attention=k) acts on the Phi term only.
+    together. The price: a slowdown in code both sides share cancels. A test slowdown
+    (SUPERPOS_TEST_SLOWDOWN=attention=k) wraps the quantum side only: it runs its whole
+    forward and backward k times.
     """
     from superpos_cli.models.attention import QuantumAttention
     from superpos_cli.quantum import CircuitSpec
+    from superpos_cli.slowdown import slowed_module
 
     B, H, T, d_k = sizes.attention_shape
     torch.manual_seed(0)
@@ -228,6 +235,7 @@ def bench_attention(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
     quantum = QuantumAttention(H * d_k, H, circuit=CircuitSpec(n_qubits=4, depth=2), backend="fourier")
     quantum.load_state_dict(classical.state_dict(), strict=False)
     x = torch.randn(B, T, H * d_k)  # (B, T, D)
+    quantum = slowed_module(quantum)
 
     def step(module) -> None:
         module.zero_grad(set_to_none=True)
@@ -240,17 +248,17 @@ def bench_attention(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
 
 
 def bench_fourier_circuits(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
-    from superpos_cli.quantum import CircuitSpec, prepare
+    from superpos_cli.quantum import CircuitSpec, get_backend, prepare
 
     spec = CircuitSpec(n_qubits=4, depth=2)
     generator = torch.Generator().manual_seed(0)
     theta = (torch.rand(2, 4, generator=generator) * 2 - 1) * math.pi
     phi = (torch.rand(2, 4, generator=generator) * 2 - 1) * math.pi
     x = torch.randn(sizes.fourier_n, generator=generator) * 3  # attention-score-like inputs
+    reason = get_backend("fourier").fallback_reason(spec)
+    if reason is not None:
+        raise BadInput(f"fourier_circuits: {reason}")
     circuit = prepare(spec, theta, phi, "fourier")
-    coef = getattr(circuit, "coefficients", None)
-    if coef is None:
-        raise BadInput("fourier_circuits: the fourier backend fell back to torch for the (4, 2) circuit")
     buffer = torch.empty_like(x)
 
     def reference() -> torch.Tensor:
@@ -282,17 +290,17 @@ def bench_epoch_overhead(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
 
 
 def bench_convergence(suite, sizes: BenchSizes, progress: ProgressFn) -> dict[str, dict[str, Any]]:
-    from superpos_cli.experiments.compare import run_compare
-    from superpos_cli.experiments.suites import CompareSuite
+    from superpos_cli.experiments.compare import CompareSpec, run_compare
+    from superpos_cli.experiments.plan import train_config
+    from superpos_cli.spec.arms import parse_arm
+    from superpos_cli.spec.run import parse_values
 
     compare = suite.compare
-    overrides = dict(sizes.compare_overrides)
-    task_options = {**compare.task_options, **overrides.pop("task_options", {})}
-    values = dict(seeds=compare.seeds, max_epochs=compare.max_epochs, target=compare.target)
-    values.update(overrides)
-    compare_suite = CompareSuite(name=f"{suite.name}.compare", task=compare.task, arms=tuple(compare.arms),
-                                 evals_per_epoch=CONVERGENCE_EVALS_PER_EPOCH, task_options=task_options, **values)
-    spec = compare_suite.to_compare_spec()
+    run = compare.run.merged(parse_values({"evals_per_epoch": CONVERGENCE_EVALS_PER_EPOCH,
+                                           **sizes.compare_overrides}))
+    spec = CompareSpec(task=run.task, task_options=run.task_options(),
+                       arms=[parse_arm(a, run.optimizer_overrides(), run.optimizer_protocol()) for a in compare.arms],
+                       seeds=run.seeds(), train=train_config(run))
 
     def on_event(kind, trial, payload) -> None:
         if kind == "start":
@@ -305,10 +313,10 @@ def bench_convergence(suite, sizes: BenchSizes, progress: ProgressFn) -> dict[st
             continue
         out[f"convergence.{arm['name']}.epochs_to_target"] = metric_entry(
             arm["epochs_to_target"]["per_seed"], "epochs",
-            f"{compare.task}: epochs to {spec.train.target:.0%} validation accuracy per seed (None: not reached "
+            f"{run.task}: epochs to {spec.train.target:.0%} validation accuracy per seed (None: not reached "
             f"in {spec.train.max_epochs})", noisy=False, seeds=list(spec.seeds))
         out[f"convergence.{arm['name']}.final_accuracy"] = metric_entry(
-            arm["final_accuracy"]["per_seed"], "accuracy", f"{compare.task}: final validation accuracy per seed",
+            arm["final_accuracy"]["per_seed"], "accuracy", f"{run.task}: final validation accuracy per seed",
             direction=LARGER, noisy=False, seeds=list(spec.seeds))
     return out
 
@@ -455,10 +463,11 @@ def history_plot(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} over bench runs (median, min..max)")
     ax.grid(alpha=0.3)
-    try:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    except OSError as err:
-        raise BadInput(f"--plot {path}: cannot write ({err.strerror})") from None
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    try:  # atomic: the plot is complete or absent
+        save_with(path, lambda handle: fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight"), "--plot")
+    except ValueError as err:  # matplotlib: a format it does not know
+        raise BadInput(f"--plot {path}: {err}") from None
     finally:
         plt.close(fig)
 

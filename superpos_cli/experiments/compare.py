@@ -11,8 +11,8 @@ from superpos_cli.experiments.executor import EventCallback, execute
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.summary import summarize_arms
-from superpos_cli.experiments.trials import TrialSpec, result_of
-from superpos_cli.optim.presets import ArmSpec
+from superpos_cli.experiments.trials import TrialSpec, TrialsFailed, completed, failed_trials, failure_line, result_of
+from superpos_cli.spec.arms import ArmSpec
 
 # The paper's reported numbers (paper-spec.md §4), shown as a reference row.
 PAPER_REFERENCE = {
@@ -62,23 +62,37 @@ class CompareSpec:
 
 
 def run_compare(spec: CompareSpec, store: ResultsStore | None = None, fresh: bool = False,
-                on_event: EventCallback | None = None, jobs: int = 1) -> dict[str, Any]:
+                on_event: EventCallback | None = None, jobs: int = 1, reuse_stale: bool = False) -> dict[str, Any]:
     """Run every trial and return the compare document (the JSON contract)."""
-    records = execute(spec.trials(), store=store, fresh=fresh, on_event=on_event, jobs=jobs)
+    records = execute(spec.trials(), store=store, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale)
     return compare_document(spec, records)
 
 
+def main_metric(records: list[dict[str, Any]]) -> str:
+    """What a document ranks by: ``epochs_to_target`` for a task with an accuracy
+    target (its records' ``target_metric``), else ``mean_train_loss``."""
+    return "epochs_to_target" if records and records[0]["result"].get("target_metric") else "mean_train_loss"
+
+
 def compare_document(spec: CompareSpec, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The compare document. Failed trials are listed under ``"failed"`` and left
+    out of the summaries; an arm none of whose trials completed is left out of
+    ``"arms"`` (raises :class:`TrialsFailed` when that is every arm)."""
     by_arm = {arm.name: [] for arm in spec.arms}
-    for record in records:
+    for record in completed(records):
         by_arm[record["arm"]].append(result_of(record))
+    summarized = [arm for arm in spec.arms if by_arm[arm.name]]
+    if not summarized:
+        raise TrialsFailed(failure_line({"failed": failed_trials(records)}))
     arms = summarize_arms(
-        [arm.name for arm in spec.arms],
-        [arm.to_dict() for arm in spec.arms],
-        [by_arm[arm.name] for arm in spec.arms],
+        [arm.name for arm in summarized],
+        [arm.to_dict() for arm in summarized],
+        [by_arm[arm.name] for arm in summarized],
         spec.train.max_epochs,
     )
     return {
+        "kind": "compare",
+        "metric": main_metric(completed(records)),
         "task": spec.task,
         "task_options": spec.task_options,
         "target": spec.train.target,
@@ -88,5 +102,7 @@ def compare_document(spec: CompareSpec, records: list[dict[str, Any]]) -> dict[s
         "versions": versions(),
         "arms": arms,
         "paper": PAPER_REFERENCE.get(spec.task),
-        "trials": [{"arm": r["arm"], "seed": r["seed"], "key": r.get("key"), "result": r["result"]} for r in records],
+        "trials": [{"arm": r["arm"], "seed": r["seed"], "key": r.get("key"), "status": r.get("status", "ok"),
+                    "stale": r.get("stale", False), "result": r.get("result")} for r in records],
+        "failed": failed_trials(records),
     }

@@ -2,7 +2,17 @@
 
 Each finished trial is written to the store at once (one transaction), so an
 interrupted sweep loses at most the trials in flight; a rerun answers finished
-trials from the store and runs only what is missing.
+trials from the store and runs only what is missing. A stored trial is reused
+only if the same code computed it (its fingerprint, :mod:`superpos_cli.fingerprint`);
+one made by other code is rerun, or reused with ``reuse_stale`` and marked
+``"stale": true``.
+
+Faults never stop a sweep: a trial that raises (here or in a worker, including
+a worker that dies) becomes a ``"failed"`` record with a one-line ``error``
+(:func:`~superpos_cli.experiments.trials.failed_record`); it is stored but never
+reused. Ctrl-C stops the sweep and raises
+:class:`~superpos_cli.experiments.interrupt.Interrupted`, which says how many
+trials are stored and where.
 
 ``jobs > 1`` runs the missing trials in worker processes
 (:class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` context: a forked
@@ -29,13 +39,16 @@ import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
 
 import torch
 
 from superpos_cli.errors import BadInput
+from superpos_cli.experiments.interrupt import Interrupted
 from superpos_cli.experiments.store import ResultsStore
-from superpos_cli.experiments.trials import TrialSpec, run_trial
+from superpos_cli.experiments.trials import TrialSpec, failed_record, run_trial
+from superpos_cli.fingerprint import code_fingerprint
 
 # on_event(kind, trial, payload): kind is "start", "cached", "done" or "progress".
 # With jobs > 1 the parent sees no "start"/"progress" (they happen in a worker);
@@ -53,21 +66,26 @@ def execute(
     sweep: str | None = None,
     on_event: EventCallback | None = None,
     jobs: int = 1,
+    reuse_stale: bool = False,
 ) -> list[dict[str, Any]]:
-    """Records of ``trials`` in order, running each one not already in ``store``.
+    """Records of ``trials`` in order, running each one ``store`` cannot answer.
 
-    ``fresh`` reruns every trial (and overwrites its stored record). ``jobs`` is
-    the number of worker processes; 1 runs in this process. A KeyboardInterrupt
-    cancels what has not started, stops the workers and propagates; every trial
-    that finished before it is already in the store.
+    ``fresh`` reruns every trial (and overwrites its stored record).
+    ``reuse_stale`` reuses stored trials computed by other code (marked
+    ``"stale": True``) instead of rerunning them. ``jobs`` is the number of
+    worker processes; 1 runs in this process. A trial that raises gives a
+    ``"failed"`` record and the sweep goes on. A KeyboardInterrupt cancels what
+    has not started, stops the workers and raises :class:`Interrupted`; every
+    trial that finished before it is already in the store.
     """
     if jobs < 1:
         raise BadInput(f"jobs must be >= 1, got {jobs}")
     records: list[dict[str, Any] | None] = [None] * len(trials)
     keys = [ResultsStore.config_hash(trial.config()) for trial in trials]
+    fingerprint = code_fingerprint()["id"]
     pending: list[int] = []
     for i, (trial, key) in enumerate(zip(trials, keys)):
-        cached = None if (store is None or fresh) else store.get(key)
+        cached = None if (store is None or fresh) else store.lookup(key, fingerprint, reuse_stale)
         if cached is None:
             pending.append(i)
             continue
@@ -77,24 +95,36 @@ def execute(
 
     def finish(i: int, record: dict[str, Any], threads: int) -> None:
         record["key"] = keys[i]
+        # The parent's fingerprint, the one lookups compare with: a worker computes
+        # its own later, and a source file edited in between would make them differ.
+        record["fingerprint"] = code_fingerprint()
         record.setdefault("torch_threads", threads)  # float rounding of reductions depends on it
-        if store is not None:
+        # A failure is kept only where nothing is stored: it must not replace a
+        # result (even a stale one) that an earlier run computed.
+        if store is not None and (record["status"] != "failed" or store.get(keys[i]) is None):
             store.put(keys[i], record, kind="trial", sweep=sweep)
         records[i] = record
         if on_event:
             on_event("done", trials[i], record)
 
-    if jobs == 1 or len(pending) <= 1:
-        for i in pending:
-            trial = trials[i]
-            if on_event:
-                on_event("start", trial, {})
-            progress = (lambda event, info, t=trial: on_event("progress", t, {"event": event, **info})) if on_event else None
-            with _torch_threads(TRIAL_THREADS):
-                record = run_trial(trial, progress)
-            finish(i, record, TRIAL_THREADS)
-    else:
-        _run_parallel(trials, pending, min(jobs, len(pending)), finish)
+    try:
+        if jobs == 1 or len(pending) <= 1:
+            for i in pending:
+                trial = trials[i]
+                if on_event:
+                    on_event("start", trial, {})
+                progress = (lambda event, info, t=trial: on_event("progress", t, {"event": event, **info})) if on_event else None
+                with _torch_threads(TRIAL_THREADS):
+                    try:
+                        record = run_trial(trial, progress)
+                    except Exception as err:  # noqa: BLE001  any fault of one trial; KeyboardInterrupt passes
+                        record = failed_record(trial, err)
+                finish(i, record, TRIAL_THREADS)
+        else:
+            _run_parallel(trials, pending, min(jobs, len(pending)), finish)
+    except KeyboardInterrupt:
+        done = sum(r is not None and r.get("status") != "failed" for r in records)
+        raise Interrupted(done, len(trials), None if store is None else str(store.path)) from None
     return records  # type: ignore[return-value]  # every slot is filled above
 
 
@@ -118,11 +148,20 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
             done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
             # In submission order within a batch, so ties resolve the same way every run.
             for future in sorted(done, key=futures.__getitem__):
-                finish(futures[future], future.result(), threads)  # a trial's exception propagates here
+                i = futures[future]
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    # A worker died (killed, e.g. by the out-of-memory killer); the pool
+                    # fails every trial it still held, and this names the cause.
+                    record = failed_record(trials[i], "worker process died (killed? out of memory?)")
+                except Exception as err:  # noqa: BLE001  the trial's own exception, pickled back
+                    record = failed_record(trials[i], err)
+                finish(i, record, threads)
     except BaseException:
-        # KeyboardInterrupt, or a trial that failed: nothing more will be collected,
-        # so drop what has not started and stop the workers now rather than let
-        # them finish trials whose results nobody would store.
+        # KeyboardInterrupt, or a store write that failed: nothing more will be
+        # collected, so drop what has not started and stop the workers now rather
+        # than let them finish trials whose results nobody would store.
         for future in futures:
             future.cancel()
         _stop_workers(pool)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from superpos_cli.errors import BadInput
+from superpos_cli.fileio import save_with
 
 
 def _figure():
@@ -20,10 +21,13 @@ def _figure():
 
 
 def _save(fig, path: Path) -> None:
+    # Atomic (complete or absent); the format follows the name's suffix, as
+    # savefig(path) would choose it, since a handle has no suffix to go by.
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
     try:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    except OSError as err:
-        raise BadInput(f"--plot {path}: cannot write ({err.strerror})") from None
+        save_with(path, lambda handle: fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight"), "--plot")
+    except ValueError as err:  # matplotlib: a format it does not know
+        raise BadInput(f"--plot {path}: {err}") from None
 
 
 def convergence_plot(arms: list[dict[str, Any]], path: Path, ylabel: str, target: float | None = None,

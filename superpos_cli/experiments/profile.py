@@ -160,7 +160,8 @@ class TrainingSteps:
     """
 
     def __init__(self, task_name: str, arm: str, task_options: dict[str, Any], seed: int = 0):
-        from superpos_cli.optim.presets import build_optimizer, parse_arm
+        from superpos_cli.optim.presets import build_optimizer
+        from superpos_cli.spec.arms import parse_arm
         from superpos_cli.tasks import OPTIMIZER_DEFAULTS, build_task
 
         self.task = build_task(task_name, seed, task_options)

@@ -16,6 +16,19 @@ indexed::
     sweep TEXT, name TEXT, status TEXT, commit_sha TEXT
     created_at TEXT           ISO-8601 UTC, microseconds; sorts as text
     record TEXT               the JSON document
+    fingerprint TEXT          id of the code that computed it (superpos_cli.fingerprint)
+
+A trial's key is the hash of its configuration only; the code is compared
+separately (:meth:`ResultsStore.lookup`), so a record made by other code is found
+and reported as *stale* rather than silently missed or silently reused. Schema
+version 1 had no ``fingerprint`` column: opening such a store adds it, and its
+records, whose code is unknown, count as stale.
+
+Opening checks the file before touching it: a file that is not an SQLite
+database, a truncated one, one that fails ``PRAGMA quick_check``, one written by a
+newer schema, or one whose write lock another process holds past the timeout
+raises :class:`~superpos_cli.errors.BadInput` and leaves the file as it was.
+Records are JSON text, parsed as data only (never pickle).
 
 Several processes may write at once (worker processes and the parent):
 
@@ -40,6 +53,7 @@ import hashlib
 import io
 import json
 import sqlite3
+import struct
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -48,12 +62,19 @@ from pathlib import Path
 import numpy as np
 
 from superpos_cli.errors import BadInput
+from superpos_cli.experiments.interrupt import sigint_deferred
 
-__all__ = ["DEFAULT_PATH", "ResultsStore"]
+__all__ = ["DEFAULT_PATH", "REUSABLE", "ResultsStore"]
 
 DEFAULT_PATH = "superpos-results.db"
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 30.0
+SCHEMA_VERSION = 2
+# superpos holds the write lock for one INSERT at a time (milliseconds); a lock
+# held this long is another process's long transaction, reported, not waited out.
+BUSY_TIMEOUT_S = 10.0
+# Statuses a lookup may reuse: a diverged trial is a finished, reproducible result;
+# a failed one (an exception, e.g. out of memory) is rerun.
+REUSABLE = ("ok", "diverged")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -64,7 +85,8 @@ CREATE TABLE IF NOT EXISTS records (
     status     TEXT,
     commit_sha TEXT,
     created_at TEXT NOT NULL,
-    record     TEXT NOT NULL
+    record     TEXT NOT NULL,
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS records_kind_created ON records (kind, created_at);
 CREATE INDEX IF NOT EXISTS records_sweep ON records (sweep);
@@ -73,8 +95,8 @@ CREATE INDEX IF NOT EXISTS records_name ON records (name);
 """
 
 # Columns of a listing, in display order; `record` holds the rest.
-_SUMMARY_COLUMNS = ("key", "kind", "sweep", "name", "status", "commit", "created_at")
-_SELECT_SUMMARY = "SELECT key, kind, sweep, name, status, commit_sha, created_at FROM records"
+_SUMMARY_COLUMNS = ("key", "kind", "sweep", "name", "status", "commit", "created_at", "fingerprint")
+_SELECT_SUMMARY = "SELECT key, kind, sweep, name, status, commit_sha, created_at, fingerprint FROM records"
 
 
 def _now() -> str:
@@ -93,42 +115,92 @@ class ResultsStore:
     Usable as a context manager; :meth:`close` is idempotent.
 
     Raises :class:`~superpos_cli.errors.BadInput` if ``path`` is a directory, its
-    folder does not exist, or the file is not an SQLite database (or is one written
-    by a newer schema).
+    folder does not exist, or the file cannot be used (module docstring), in
+    which case the file is left untouched. ``timeout_s`` bounds the wait for
+    another process's write lock, here and at every write.
     """
 
-    def __init__(self, path: str | Path = DEFAULT_PATH):
+    def __init__(self, path: str | Path = DEFAULT_PATH, *, timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
         if self.path.is_dir():
             raise BadInput(f"results store {str(self.path)!r} is a directory; pass a file path such as {DEFAULT_PATH}")
+        existed = self.path.is_file() and self.path.stat().st_size > 0
+        if existed:
+            self._check_header()
         try:
             # isolation_level=None: no implicit transactions; every write below
             # opens its own BEGIN IMMEDIATE. timeout is sqlite3's busy timeout.
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None
-            )
+            self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
         except sqlite3.Error as err:
             raise BadInput(f"cannot open results store {str(self.path)!r}: {err}") from None
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")  # first read of the header
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if existed:
+                # Read-only; before anything that could write to a damaged file.
+                problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(3)")]
+                if problems != ["ok"]:
+                    first = str(problems[0]).strip().splitlines()[0]
+                    raise BadInput(f"results store {str(self.path)!r} is corrupted ({first}); "
+                                   f"move it aside or pass another --store")
+            self._conn.execute("PRAGMA journal_mode = WAL")  # a no-op on a store: it is WAL already
             self._conn.execute("PRAGMA synchronous = NORMAL")
             if self._schema_version() != SCHEMA_VERSION:
-                # Create (or check) the schema under the write lock, so two processes
+                # Create or migrate the schema under the write lock, so two processes
                 # opening a new file at once do not both create it.
                 with self._write() as conn:
-                    if self._schema_version() < SCHEMA_VERSION:
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    self._migrate(conn, self._schema_version())
+            else:
+                # Take and release the write lock now, so a store another process keeps
+                # locked is refused before any work rather than after the first trial.
+                with self._write():
+                    pass
+        except sqlite3.OperationalError as err:
+            self.close()
+            if "locked" in str(err) or "busy" in str(err):
+                raise BadInput(f"results store {str(self.path)!r} is locked by another process "
+                               f"(waited {timeout_s:g} s); wait for it to finish or pass another --store") from None
+            raise BadInput(f"cannot use {str(self.path)!r} as a results store: {err}") from None
         except sqlite3.DatabaseError as err:
             self.close()
-            # "file is not a database" for a foreign file; also a lock held past the timeout.
             raise BadInput(f"cannot use {str(self.path)!r} as a results store: {err}") from None
         except BadInput:
             self.close()
             raise
+
+    def _check_header(self) -> None:
+        """Refuse, from the 100-byte SQLite header alone, a foreign, truncated or
+        newer-schema file (https://www.sqlite.org/fileformat.html#the_database_header)."""
+        name = str(self.path)
+        try:
+            with self.path.open("rb") as handle:
+                header = handle.read(100)
+            size = self.path.stat().st_size
+        except OSError as err:
+            raise BadInput(f"cannot read results store {name!r}: {err.strerror}") from None
+        if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+            raise BadInput(f"{name!r} is not a results store (not an SQLite database); pass another --store")
+        page_size = struct.unpack(">H", header[16:18])[0]
+        page_size = 65536 if page_size == 1 else page_size
+        pages, valid_for, user_version = struct.unpack(">I", header[28:32])[0], header[92:96], header[60:64]
+        # The in-header page count is valid when its "valid-for" number matches the change counter.
+        if valid_for == header[24:28] and size < pages * page_size:
+            raise BadInput(f"results store {name!r} is truncated ({size} of {pages * page_size} bytes); "
+                           f"move it aside or pass another --store")
+        version = struct.unpack(">i", user_version)[0]
+        if version > SCHEMA_VERSION:
+            raise BadInput(f"results store {name!r} has schema version {version}; "
+                           f"this superpos reads up to {SCHEMA_VERSION} (upgrade superpos)")
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        if version == 0:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        elif version == 1:
+            # Version 1 records keep fingerprint NULL: made by unknown code, so stale.
+            conn.execute("ALTER TABLE records ADD COLUMN fingerprint TEXT")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -182,10 +254,30 @@ class ResultsStore:
         """The record stored under exactly ``key``, or ``None``.
 
         Trials are written only when they finish, so a record is a finished trial;
-        its ``status`` (e.g. ``"ok"`` / ``"failed"``) says how it finished.
+        its ``status`` (``"ok"``, ``"diverged"``, ``"failed"``) says how it finished.
         """
         row = self._db.execute("SELECT record FROM records WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
+
+    def lookup(self, key: str, fingerprint: str, reuse_stale: bool = False) -> dict | None:
+        """The stored trial under ``key`` if it may be reused, else ``None`` (run it).
+
+        Reusable: status in :data:`REUSABLE` and computed by the code ``fingerprint``
+        (an id from :func:`superpos_cli.fingerprint.code_fingerprint`). A record of
+        other (or unknown) code is reused only with ``reuse_stale``, and then comes
+        back with ``"stale": True``; a failed trial is never reused.
+        """
+        row = self._db.execute("SELECT record, fingerprint FROM records WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        record = json.loads(row[0])
+        if record.get("status") not in REUSABLE:
+            return None
+        stale = row[1] != fingerprint
+        if stale and not reuse_stale:
+            return None
+        record["stale"] = stale
+        return record
 
     def put(self, key: str, record: dict, *, kind: str = "trial", sweep: str | None = None) -> None:
         """Write ``record`` under ``key`` in one transaction, replacing any earlier one.
@@ -193,7 +285,8 @@ class ResultsStore:
         ``record`` is a JSON-serialisable dict (config, seed, per-evaluation
         records, curves, machine, versions, status, timings); its ``name``,
         ``status`` and ``commit`` entries, if present, are copied to indexed
-        columns. ``created_at`` is the time of this write.
+        columns, and so is ``record["fingerprint"]["id"]``. ``created_at`` is the
+        time of this write. A Ctrl-C during the write takes effect after it.
         """
         self._insert(key, record, kind=kind, sweep=sweep, commit=record.get("commit"))
 
@@ -203,6 +296,7 @@ class ResultsStore:
         if not isinstance(record, dict):
             raise TypeError(f"record must be a dict, got {type(record).__name__}")
         text = json.dumps(record, sort_keys=True)  # serialise before taking the lock
+        fingerprint = record.get("fingerprint")
         row = (
             key,
             kind,
@@ -212,18 +306,20 @@ class ResultsStore:
             _text_or_none(commit),
             _now(),
             text,
+            _text_or_none(fingerprint.get("id") if isinstance(fingerprint, dict) else None),
         )
-        with self._write() as conn:
+        with sigint_deferred(), self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO records (key, kind, sweep, name, status, commit_sha, created_at, record)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO records"
+                " (key, kind, sweep, name, status, commit_sha, created_at, record, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
 
     # ------------------------------------------------------------------ reading
 
     def list(self, kind: str | None = None, sweep: str | None = None, limit: int | None = None) -> list[dict]:
-        """Summaries, newest first: ``{key, kind, sweep, name, status, commit, created_at}``."""
+        """Summaries, newest first: ``{key, kind, sweep, name, status, commit, created_at, fingerprint}``."""
         sql, args = self._filtered(_SELECT_SUMMARY, kind, sweep)
         sql += " ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
@@ -277,7 +373,7 @@ class ResultsStore:
         """All matching entries, oldest first, as one CSV or JSON text.
 
         - ``json``: an array of ``{key, kind, sweep, name, status, commit,
-          created_at, record}`` objects, the record unchanged.
+          created_at, fingerprint, record}`` objects, the record unchanged.
         - ``csv``: one row per entry; the summary columns, then one column per
           leaf of the record, named ``record.<dotted.path>`` (union over entries,
           sorted). Strings and numbers are written as they are, booleans as

@@ -7,6 +7,12 @@ s is the raw score (Q K^T)[b, h, i, j] (``phi_input="raw"``, default) or the sca
 one (``"scaled"``). ``circuit=None`` switches Phi off: the classical control arm runs
 the same projections and the same code path, and equals standard multi-head
 attention (torch.nn.MultiheadAttention with the same weights).
+
+The circuit runs on a backend through its Protocol only
+(:class:`superpos_cli.quantum.backends.base.Backend`: ``supports``, ``prepare``,
+``prepare_many``, and the prepared circuit's ``evaluate``). Noise and shots are part
+of the :class:`CircuitSpec`; a spec with ``shots`` samples from a generator this
+module owns, seeded from the global torch RNG when the module is built.
 """
 
 from __future__ import annotations
@@ -17,11 +23,8 @@ import torch
 from torch import nn
 
 from superpos_cli.errors import BadInput
-from superpos_cli.quantum import CircuitSpec, get_backend, prepare
-from superpos_cli.quantum.backends.fourier import prepare_group
-from superpos_cli.slowdown import slowdown_factor
-
-PHI_INPUTS = ("raw", "scaled")
+from superpos_cli.models.config import PHI_INPUTS
+from superpos_cli.quantum import CircuitSpec, get_backend
 
 
 class QuantumAttention(nn.Module):
@@ -56,36 +59,36 @@ class QuantumAttention(nn.Module):
             raise BadInput(f"phi_input {phi_input!r} is not one of {', '.join(PHI_INPUTS)}")
         if chunk_elements < 1:
             raise BadInput(f"chunk_elements must be >= 1, got {chunk_elements}")
-        if not get_backend(backend).differentiable and circuit is not None:
-            raise BadInput(f"backend {backend!r} has no autograd; a trainable attention needs 'torch' or 'fourier'")
+        impl = get_backend(backend)
+        if circuit is not None:
+            if not impl.differentiable:
+                raise BadInput(f"backend {backend!r} has no autograd; a trainable attention needs 'torch' or 'fourier'")
+            reason = impl.supports(circuit)
+            if reason is not None:
+                raise BadInput(reason)
+        self._backend = impl
         self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
         self.circuit, self.backend, self.phi_input = circuit, backend, phi_input
         self.per_head, self.causal, self.chunk_elements = per_head, causal, chunk_elements
         self.qkv = nn.Linear(d_model, 3 * d_model)  # rows: W_q, W_k, W_v, as MultiheadAttention
         self.out = nn.Linear(d_model, d_model)
         self.attn_drop = nn.Dropout(dropout)
-        self._prepared = None  # (circuit, angle versions) from prepare_attention, used once
+        self._prepared = None  # (circuit, theta, phi, versions) from prepare_attention, used once
+        self._options = {}  # the backend's prepare options
         if circuit is not None:
             shape = ((n_heads,) if per_head else ()) + (circuit.depth, circuit.n_qubits)
             self.theta = nn.Parameter((torch.rand(shape) * 2 - 1) * math.pi)
             self.phi = nn.Parameter((torch.rand(shape) * 2 - 1) * math.pi)
+            if circuit.shots is not None:
+                # Drawn only with shots, so noiseless runs keep their RNG stream.
+                seed = int(torch.randint(2**62, (1,)))
+                self._options["generator"] = torch.Generator().manual_seed(seed)
         else:
             self.register_parameter("theta", None)
             self.register_parameter("phi", None)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, D), key_padding_mask (B, T) bool with True = padding -> (B, T, D)."""
-        out = self._attend(x, key_padding_mask)
-        extra = math.ceil(slowdown_factor("attention") - 1.0) if self.circuit is not None else 0
-        for _ in range(extra):
-            # Test-only (SUPERPOS_TEST_SLOWDOWN=attention=k): quantum attention does its
-            # whole work again, forward and backward, added times zero under a restored
-            # RNG state (dropout), so no result changes; the classical control does not.
-            with torch.random.fork_rng(devices=[]):
-                out = out + 0.0 * self._attend(x, key_padding_mask)
-        return out
-
-    def _attend(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, d_k)
         scores = q @ k.transpose(-2, -1)  # (B, H, T, T), raw Q K^T
@@ -124,21 +127,22 @@ class QuantumAttention(nn.Module):
         for fourier), saving a full read and write of the logits each way.
         """
         if not self.per_head:
-            return self._chunked(self._take_prepared() or prepare(self.circuit, self.theta, self.phi, self.backend),
-                                 inputs, alpha)
+            circuit = self._take_prepared() or self._backend.prepare(self.circuit, self.theta, self.phi, **self._options)
+            return self._chunked(circuit, inputs, alpha)
         heads = [
-            self._chunked(prepare(self.circuit, self.theta[h], self.phi[h], self.backend), inputs[:, h], alpha)
+            self._chunked(self._backend.prepare(self.circuit, self.theta[h], self.phi[h], **self._options),
+                          inputs[:, h], alpha)
             for h in range(self.n_heads)
         ]
         return torch.stack(heads, dim=1)  # (B, H, T, T)
 
     def _take_prepared(self):
         """The circuit :func:`prepare_attention` made for this forward, if still valid (once)."""
-        held, self._prepared = getattr(self, "_prepared", None), None
+        held, self._prepared = self._prepared, None
         if held is None:
             return None
-        circuit, versions = held
-        if versions != (self.theta._version, self.phi._version) or circuit._angles[0] is not self.theta:
+        circuit, theta, phi, versions = held
+        if theta is not self.theta or phi is not self.phi or versions != (theta._version, phi._version):
             return None
         return circuit
 
@@ -150,24 +154,25 @@ class QuantumAttention(nn.Module):
 
 
 def prepare_attention(modules) -> None:
-    """Compute the circuit coefficients of several quantum attention layers in one pass.
+    """Prepare the circuits of several quantum attention layers in one call per spec.
 
-    Layers with the same circuit spec on the fourier backend (shared angles, float32 or
-    float64 alike) get their coefficients, and in backward their angle gradients, from
-    one batched simulation; each layer's next forward uses them (once, and only while
-    its angles are unchanged). Anything else prepares as usual in forward.
+    Layers with the same circuit spec and backend (shared angles, float32 or float64
+    alike) are prepared by one ``prepare_many``: on the fourier backend one batched
+    simulation gives their coefficients and, in backward, their angle gradients. Each
+    layer's next forward uses its circuit (once, and only while its angles are
+    unchanged). Layers with per-head angles or shots (each owns its generator)
+    prepare as usual in forward.
     """
     if not torch.is_grad_enabled():
         return  # no-grad evaluation reuses cached coefficients per layer instead
     groups: dict[tuple, list] = {}
     for m in modules:
         if (isinstance(m, QuantumAttention) and m.circuit is not None and not m.per_head
-                and m.backend == "fourier" and (m.theta.requires_grad or m.phi.requires_grad)
+                and m.circuit.shots is None and (m.theta.requires_grad or m.phi.requires_grad)
                 and m.theta.dtype == m.phi.dtype):
-            groups.setdefault((m.circuit, m.theta.dtype, m.theta.device), []).append(m)
-    for (spec, _, _), members in groups.items():
-        circuits = prepare_group(spec, [(m.theta, m.phi) for m in members])
-        if circuits is None:
-            continue
+            groups.setdefault((m.circuit, m.backend, m.theta.dtype, m.theta.device), []).append(m)
+    for members in groups.values():
+        backend = members[0]._backend
+        circuits = backend.prepare_many(members[0].circuit, [(m.theta, m.phi) for m in members])
         for m, circuit in zip(members, circuits):
-            m._prepared = circuit, (m.theta._version, m.phi._version)
+            m._prepared = circuit, m.theta, m.phi, (m.theta._version, m.phi._version)

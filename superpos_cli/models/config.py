@@ -2,56 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from superpos_cli.errors import BadInput
+from superpos_cli.quantum.backends import BACKENDS
+from superpos_cli.quantum.circuit import CircuitSpec
 
 ATTENTION_KINDS = ("quantum", "classical")
 PHI_INPUTS = ("raw", "scaled")
 
 
 @dataclass(frozen=True)
-class AttentionConfig:
+class AttentionConfig(CircuitSpec):
     """How attention logits are formed (paper-spec §3).
 
     ``kind="classical"`` is the control arm: the same module with Phi switched off.
-    The circuit fields mirror :class:`superpos_cli.quantum.CircuitSpec`.
+    The circuit fields (n_qubits, depth, encoding, entangler, readout, noise,
+    noise_device, shots) are :class:`CircuitSpec`'s, inherited rather than re-declared,
+    so they stay flat task_options keys with one declaration, default and check.
     """
 
     kind: str = "quantum"
-    n_qubits: int = 4
-    depth: int = 2
-    encoding: str = "reupload"
-    entangler: str = "chain"
-    readout: str = "real"
     backend: str = "fourier"
     phi_input: str = "raw"
     per_head: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.kind not in ATTENTION_KINDS:
             raise BadInput(f"attention {self.kind!r} is not one of {', '.join(ATTENTION_KINDS)}")
         if self.phi_input not in PHI_INPUTS:
             raise BadInput(f"phi-input {self.phi_input!r} is not one of {', '.join(PHI_INPUTS)}")
-        if self.n_qubits < 1:
-            raise BadInput(f"qubits must be >= 1, got {self.n_qubits}")
-        if self.depth < 1:
-            raise BadInput(f"depth must be >= 1, got {self.depth}")
+        if self.backend not in BACKENDS:
+            raise BadInput(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
-    def circuit_spec(self):
+    def circuit_spec(self) -> CircuitSpec | None:
         """The CircuitSpec for quantum attention, or None for classical."""
         if self.kind == "classical":
             return None
-        from superpos_cli.quantum import CircuitSpec
-
-        return CircuitSpec(
-            n_qubits=self.n_qubits,
-            depth=self.depth,
-            encoding=self.encoding,
-            entangler=self.entangler,
-            readout=self.readout,
-        )
+        return CircuitSpec(**{f.name: getattr(self, f.name) for f in fields(CircuitSpec)})
 
     def attention_kwargs(self) -> dict[str, Any]:
         return dict(

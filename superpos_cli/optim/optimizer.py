@@ -39,10 +39,10 @@ from torch import Tensor
 from superpos_cli.optim.functional import (
     fused_kernel_plan,
     kernel_compile_seconds,
+    perturbs,
     superpositional_adam,
 )
 from superpos_cli.optim.perturbations import PERTURBATIONS, get_perturbation
-from superpos_cli.slowdown import slowdown_factor
 
 __all__ = ["SuperpositionalAdam", "SCOPES"]
 
@@ -170,8 +170,6 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         self.seed = torch.initial_seed() if seed is None else seed
         self._generator = torch.Generator()
         self._generator.manual_seed(self.seed)
-        self._slowdown = slowdown_factor("optimizer")
-        self._scratch: dict[Tensor, list[Tensor]] = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -216,8 +214,6 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         if generator_state is not None:
             self._generator = torch.Generator()
             self._generator.set_state(generator_state)
-            self._slowdown = slowdown_factor("optimizer")
-            self._scratch = {}
 
     def perturb_counts(self) -> list[list[int]]:
         """Per group, per parameter: how many leading (flattened) coordinates get Q."""
@@ -310,6 +306,63 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             )
         return kernel_compile_seconds([key for key in keys if key is not None])
 
+    # -- telemetry -----------------------------------------------------------
+
+    @torch.no_grad()
+    def perturbation_telemetry(self) -> dict[str, Optional[float]]:
+        r"""How large the next :meth:`step`'s perturbation is next to Adam's own step.
+
+        Call it after the gradients are final (clipped) and before ``step()``; it
+        reads the parameters, gradients, state and learning rates the step will use
+        and writes none of them. On the coordinates the scope selects::
+
+            perturb_ratio = ||c * Q|| / ||lr * m^ / D||,   c = lr * lambda (lambda unscaled)
+            scope_share   = selected coordinates / all coordinates of the parameters
+
+        with Q, m^ and D as the single-tensor reference kernel
+        (:mod:`superpos_cli.optim.functional`) computes them for this step (coupled L2
+        included in g' for m and v; Q from the raw g). Adam's step excludes decoupled
+        weight decay, which is neither Adam's direction nor the perturbation. Random
+        f draws from a copy of the perturbation generator, so the real step draws the
+        same numbers it would have without this call. Norms are over all selected
+        coordinates of all groups together, in float64; parameters without a gradient
+        are skipped, as the step skips them. ``perturb_ratio`` is 0.0 when Q is absent
+        (lambda 0 or f = none) and None when Adam's step is 0 on the selection.
+        """
+        generator = torch.Generator()
+        generator.set_state(self._generator.get_state())
+        perturb_sq = adam_sq = 0.0
+        selected = total = 0
+        for group, counts in zip(self.param_groups, self.perturb_counts()):
+            perturbation = get_perturbation(group["perturb"])
+            active = perturbs(perturbation, group["perturb_scale"])
+            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            c = group["perturb_scale"] if group["perturb_unscaled"] else lr * group["perturb_scale"]
+            for p, k in zip(group["params"], counts):
+                total += p.numel()
+                selected += k
+                if k == 0 or p.grad is None:
+                    continue
+                theta, grad = p.reshape(-1)[:k], p.grad.reshape(-1)[:k]  # (k,)
+                state = self.state[p]
+                step = float(state["step"]) + 1 if state else 1.0
+                m = state["exp_avg"].reshape(-1)[:k] if state else torch.zeros_like(theta)
+                v = state["exp_avg_sq"].reshape(-1)[:k] if state else torch.zeros_like(theta)
+                g = grad.add(theta, alpha=wd) if wd != 0 and not group["decoupled_weight_decay"] else grad
+                m = m.lerp(g, 1 - beta1)
+                v = v.mul(beta2).addcmul_(g, g, value=1 - beta2)
+                if group["eps_inside_sqrt"]:
+                    denom = (v / (1 - beta2**step)).add_(eps).sqrt_()
+                else:
+                    denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+                adam = m.div_(denom).mul_(lr / (1 - beta1**step))
+                adam_sq += float(adam.double().square().sum())
+                if active:
+                    q = perturbation.fn(theta, generator).mul_(grad).mul_(c)
+                    perturb_sq += float(q.double().square().sum())
+        ratio = None if adam_sq == 0 else math.sqrt(perturb_sq / adam_sq)
+        return {"perturb_ratio": ratio, "scope_share": selected / total if total else None}
+
     # -- step ----------------------------------------------------------------
 
     @torch.no_grad()
@@ -322,8 +375,6 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         for group, counts in zip(self.param_groups, self.perturb_counts()):
             tensors = self._init_group(group, counts)
             kwargs = self._kernel_kwargs(group, tensors[0], tensors[5])
-            if self._slowdown > 1:
-                self._extra_work(tensors, kwargs)
             superpositional_adam(*tensors, generator=self._generator, **kwargs)
         return loss
 
@@ -344,36 +395,3 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             perturb_scale=group["perturb_scale"],
             perturb_unscaled=group["perturb_unscaled"],
         )
-
-    def _extra_work(self, tensors: tuple[list, ...], kwargs: dict[str, Any]) -> None:
-        """Test hook (``SUPERPOS_TEST_SLOWDOWN=optimizer=k``): repeat this group's
-        update k - 1 more times on scratch copies of (theta, m, v, step), with a
-        scratch generator, leaving every real tensor and the real generator alone.
-        A fractional part runs on a leading share of the tensors by size."""
-        params, grads, _, _, _, counts = tensors
-        for p in params:
-            if p not in self._scratch:
-                state = self.state[p]
-                self._scratch[p] = [t.clone() for t in (p, state["exp_avg"], state["exp_avg_sq"], state["step"])]
-        generator = torch.Generator()
-        extra = self._slowdown - 1
-        while extra > 0:
-            share = min(extra, 1.0)
-            total = sum(p.numel() for p in params)
-            n, covered = 0, 0
-            while n < len(params) and covered < share * total:
-                covered += params[n].numel()
-                n += 1
-            scratch = [self._scratch[p] for p in params[:n]]
-            generator.set_state(self._generator.get_state())
-            superpositional_adam(
-                [s[0] for s in scratch],
-                grads[:n],
-                [s[1] for s in scratch],
-                [s[2] for s in scratch],
-                [s[3] for s in scratch],
-                counts[:n],
-                generator=generator,
-                **kwargs,
-            )
-            extra -= share

@@ -7,10 +7,11 @@ optimizer.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: the task registry loads without torch
+    import torch
+    from torch import nn
 
 
 class Task(Protocol):

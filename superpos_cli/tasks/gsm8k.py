@@ -31,8 +31,8 @@ about 95% of the time, as bytes only about half the time). No accuracy target:
 ``target_metric`` is None. The paper's metric is the mean training loss over
 the epoch (``RunResult.mean_train_loss``); it reports no accuracy.
 
-The paper's protocol (paper-spec §4), which :func:`paper_train_config` and the
-constants below encode: one epoch, batch 1 (``grad_accum`` batches per optimizer
+The paper's protocol (paper-spec §4), which spec/options.py's TASK_PROTOCOL
+encodes: one epoch, batch 1 (``grad_accum`` batches per optimizer
 step, default 1: the paper gives none), AdamW lr 2e-5, weight decay 0.01,
 500 warmup steps then linear decay to 0, gradient clipping 1.0, context 2048.
 superpos departures, ours: the warmup is capped at 10% of the run's optimizer
@@ -43,10 +43,8 @@ bf16 needs no loss scaling, which the loop does not do). On CPU: plain fp32.
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -55,22 +53,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
 from superpos_cli.models.config import AttentionConfig
 from superpos_cli.models.gpt import GPT, ByteTokenizer, GPTConfig
+from superpos_cli.tasks.datafiles import extract_answer, read_gsm8k_jsonl
 from superpos_cli.tasks.gsm8k_generator import generate_problems
 
-PAPER_LR = 2e-5
-PAPER_WEIGHT_DECAY = 0.01
-PAPER_WARMUP_STEPS = 500
-PAPER_GRAD_CLIP = 1.0
-WARMUP_CAP_FRACTION = 0.1  # ours: warmup <= 10% of the optimizer steps
 PROMPT_TEMPLATE = "Question: {question}\nAnswer: "
 LOSS_ON = ("answer", "all")
 DECODE_BATCH = 4  # prompts decoded together; larger batches pad to the longest row and gain nothing on CPU
 
-_FINAL = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
 
 
 @dataclass(frozen=True)
@@ -118,49 +110,6 @@ class GSM8KConfig:
             raise BadInput(f"device {self.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BadInput(f"device {self.device!r}: CUDA is not available on this machine")
-
-
-def extract_answer(text: str) -> float | None:
-    """The number after the first ``####`` ("#### 1,234" -> 1234.0, "#### -0.5" -> -0.5), or None."""
-    match = _FINAL.search(text)
-    return None if match is None else float(match.group(1).replace(",", ""))
-
-
-def read_jsonl(path: str, limit: int | None, skip_bad: bool) -> tuple[list[dict[str, str]], int]:
-    """The first ``limit`` well-formed problems of a GSM8K-format file, and the count of bad lines skipped."""
-    file = Path(path)
-    if not file.is_file():
-        raise BadInput(f"--data {path}: no such file")
-    problems: list[dict[str, str]] = []
-    bad = 0
-    with file.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if limit is not None and len(problems) >= limit:
-                break
-            if not line.strip():
-                continue
-            problem, why = _parse_line(line)
-            if problem is not None:
-                problems.append(problem)
-            elif skip_bad:
-                bad += 1
-            else:
-                raise BadInput(f"--data {path}: line {line_no} {why} (or pass --skip-bad)")
-    if not problems:
-        raise BadInput(f"--data {path}: the file holds no well-formed examples")
-    return problems, bad
-
-
-def _parse_line(line: str) -> tuple[dict[str, str] | None, str]:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as err:
-        return None, f"is not valid JSON ({err.msg})"
-    if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) or not isinstance(obj.get("answer"), str):
-        return None, 'needs {"question": str, "answer": str}'
-    if extract_answer(obj["answer"]) is None:
-        return None, 'has an answer without a final "#### <number>"'
-    return {"question": obj["question"], "answer": obj["answer"]}, ""
 
 
 @dataclass
@@ -251,7 +200,7 @@ class GSM8KTask:
         else:
             self.tokenizer = ByteTokenizer()
         if cfg.data_path:
-            problems, self.bad_lines = read_jsonl(cfg.data_path, cfg.limit, cfg.skip_bad)
+            problems, self.bad_lines = read_gsm8k_jsonl(cfg.data_path, cfg.limit, cfg.skip_bad)
         else:
             problems, self.bad_lines = generate_problems(cfg.limit or cfg.n_generated, cfg.seed), 0
         if len(problems) < 2:
@@ -354,33 +303,14 @@ class GSM8KTask:
         return info
 
 
-PAPER_SCHEDULE: dict[str, Any] = dict(
-    max_epochs=1,
-    evals_per_epoch=10,
-    schedule="warmup-linear",
-    warmup_steps=PAPER_WARMUP_STEPS,
-    warmup_cap=WARMUP_CAP_FRACTION,
-    grad_clip=PAPER_GRAD_CLIP,
-)
-
-
-def paper_train_config(seed: int, **overrides: Any) -> TrainConfig:
-    """The paper's schedule: one epoch, 500 warmup steps (capped at 10% of the
-    optimizer steps, :meth:`TrainConfig.effective_warmup`) then linear decay to 0,
-    gradient clipping 1.0; ``overrides`` are TrainConfig fields (``grad_accum``,
-    ``max_epochs``, ``evals_per_epoch`` ...). lr and weight decay belong to the
-    optimizer: :data:`PAPER_LR`, :data:`PAPER_WEIGHT_DECAY`."""
-    return TrainConfig(**{**PAPER_SCHEDULE, "seed": seed, **overrides})
-
-
-def build_gsm8k_task(seed: int = 0, **options: Any) -> GSM8KTask:
+def gsm8k_config(seed: int = 0, **options: Any) -> GSM8KConfig:
     """The task from flat options, as the CLI's ``task_options`` gives them: any
     :class:`GSM8KConfig` field (``data_path``, ``limit``, ``hf_model_path``,
     ``lora_rank``, ``loss_on``, ``skip_bad``, ``context``, ``device`` ...), and for
     the built-in model any :class:`GPTConfig` field (``n_layers``, ``d_model`` ...)
     or :class:`AttentionConfig` field (``kind``, ``n_qubits``, ``depth``,
     ``backend``, ``phi_input``, ``per_head`` ...). ``grad_accum`` is not a task
-    option: pass it to :func:`paper_train_config`."""
+    option: it is part of the training protocol (spec/options.py TASK_PROTOCOL)."""
     gpt_names = {f.name for f in fields(GPTConfig)} - {"attention", "context"}
     attention_names = {f.name for f in fields(AttentionConfig)}
     task_names = {f.name for f in fields(GSM8KConfig)} - {"seed", "model"}
@@ -395,7 +325,11 @@ def build_gsm8k_task(seed: int = 0, **options: Any) -> GSM8KTask:
     try:
         attention = AttentionConfig(**{"kind": "classical", **pick(attention_names)})
         gpt = GPTConfig(attention=attention, **pick(gpt_names))
-        cfg = GSM8KConfig(seed=seed, model=gpt, **pick(task_names))
+        return GSM8KConfig(seed=seed, model=gpt, **pick(task_names))
     except TypeError as err:  # a value of the wrong type met a comparison in validation
         raise BadInput(f"gsm8k: {err}") from None
-    return GSM8KTask(cfg)
+
+
+def build_gsm8k_task(seed: int = 0, **options: Any) -> GSM8KTask:
+    """The task of :func:`gsm8k_config`'s configuration (reads or generates its data)."""
+    return GSM8KTask(gsm8k_config(seed, **options))

@@ -31,8 +31,6 @@ the training split only (unseen words become ``<unk>``).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -46,6 +44,7 @@ from torch import nn
 from superpos_cli.errors import BadInput
 from superpos_cli.models.config import ModelConfig
 from superpos_cli.models.transformer import TransformerClassifier
+from superpos_cli.tasks.datafiles import label_order, read_textcls_rows
 from superpos_cli.tasks.tokenizer import WordTokenizer
 
 POSITIVE = ("good", "great", "fine", "nice", "superb", "happy", "love", "best")
@@ -106,50 +105,10 @@ def synthetic_examples(cfg: TextClsConfig, n: int, rng: random.Random) -> list[t
     return examples
 
 
-def _read_rows(path: Path) -> list[tuple[str, Any]]:
-    if not path.is_file():
-        raise BadInput(f"--data {path}: no such file")
-    rows: list[tuple[str, Any]] = []
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
-                raise BadInput(f"--data {path}: CSV needs a header with 'text' and 'label' columns")
-            for line_no, row in enumerate(reader, start=2):
-                if row.get("text") is None or row.get("label") in (None, ""):
-                    raise BadInput(f"--data {path}: line {line_no} lacks text or label")
-                rows.append((row["text"], row["label"]))
-    else:
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise BadInput(f"--data {path}: line {line_no} is not valid JSON ({err.msg})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or "label" not in obj:
-                    raise BadInput(f'--data {path}: line {line_no} needs {{"text": str, "label": int|str}}')
-                if not isinstance(obj["label"], (int, str)) or isinstance(obj["label"], bool):
-                    raise BadInput(f"--data {path}: line {line_no} label must be an int or a string")
-                rows.append((obj["text"], obj["label"]))
-    if not rows:
-        raise BadInput(f"--data {path}: the file holds no examples")
-    return rows
-
-
-def _label_order(names: set[str]) -> list[str]:
-    """Integer labels in numeric order (so "10" follows "9"), others alphabetically."""
-    try:
-        return sorted(names, key=int)
-    except ValueError:
-        return sorted(names)
-
-
 def file_examples(cfg: TextClsConfig) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[str]]:
     """Train and validation (text, label-index) pairs from ``cfg.data_path``, and the label names."""
-    rows = _read_rows(Path(cfg.data_path))
-    names = _label_order({str(label) for _, label in rows})
+    rows = read_textcls_rows(Path(cfg.data_path))
+    names = label_order({str(label) for _, label in rows})
     if len(names) < 2:
         raise BadInput(f"--data {cfg.data_path}: needs at least 2 distinct labels, found {len(names)}")
     index = {name: i for i, name in enumerate(names)}

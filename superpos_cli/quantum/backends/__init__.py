@@ -1,9 +1,7 @@
-"""Backend registry: name -> backend object with ``prepare(spec, theta, phi, **options)``.
+"""Backend registry: name -> an object implementing :class:`.base.Backend`.
 
-A prepared circuit (fixed theta, phi) has ``evaluate(x)`` (readout, shaped like x)
-and ``statevector(x)`` (x.shape + (2**n,)). ``differentiable`` backends keep autograd
-through theta, phi and x; ``sampling`` backends accept shots/noise/seed. Qiskit-based
-backends are imported on first use: importing Qiskit costs about a second.
+Backends are imported on first use: importing torch or Qiskit costs about a second,
+and the CLI validates names before any work.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from functools import lru_cache
 import torch
 
 from superpos_cli.quantum.backends import coefficients
-from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype
+from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype, with_shots
 from superpos_cli.quantum.circuit import CircuitSpec
 
 class SpectralFallbackWarning(UserWarning):
@@ -458,22 +458,50 @@ class FourierCircuit:
 
 
 class FourierBackend:
-    """Exact spectral evaluation: a few dozen flops per input after 2F+1 circuits."""
+    """Exact spectral evaluation: a few dozen flops per input after 2F+1 circuits.
+
+    Noisy circuits (``prob`` readout) take their coefficients from a density-matrix
+    simulation (:mod:`.density`, where the argument for exactness is written down);
+    ``shots`` samples the readout (:mod:`.shots`).
+    """
 
     name = "fourier"
     differentiable = True
-    sampling = False
+    options = frozenset({"generator"})
     fallback_reason = staticmethod(fallback_reason)
 
-    def prepare(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> FourierCircuit | TorchCircuit:
+    def supports(self, spec: CircuitSpec) -> str | None:
+        return None
+
+    def prepare(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, *,
+                generator: torch.Generator | None = None):
+        return self._finish(spec, self._exact(spec, theta, phi), generator)
+
+    def prepare_many(self, spec: CircuitSpec, angles, *, generator: torch.Generator | None = None) -> list:
+        """One batched simulation (one autograd node) for all angle sets where it
+        applies (:func:`prepare_group`), else one prepare each."""
+        group = None if spec.noisy else prepare_group(spec, angles)
+        if group is None:
+            group = [self._exact(spec, theta, phi) for theta, phi in angles]
+        return [self._finish(spec, circuit, generator) for circuit in group]
+
+    def _exact(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor):
+        if spec.noisy:
+            from superpos_cli.quantum.backends.density import NoisyFourierCircuit
+
+            return NoisyFourierCircuit(spec, theta, phi)
         reason = fallback_reason(spec)
         if reason is not None:
-            warnings.warn(reason, SpectralFallbackWarning, stacklevel=3)
+            warnings.warn(reason, SpectralFallbackWarning, stacklevel=4)
             return TorchCircuit(spec, theta, phi)
         return FourierCircuit(spec, theta, phi)
 
+    @staticmethod
+    def _finish(spec: CircuitSpec, circuit, generator):
+        return circuit if spec.shots is None else with_shots(circuit, spec, generator)
 
-def prepare_group(spec: CircuitSpec, angles: list[tuple[torch.Tensor, torch.Tensor]]) -> list[FourierCircuit] | None:
+
+def prepare_group(spec: CircuitSpec, angles) -> list[FourierCircuit] | None:
     """FourierCircuits for several (theta, phi) of one spec from one batched simulation
     with one autograd node, or None where that does not apply (then prepare each)."""
     if fallback_reason(spec) is not None or not coefficients.fits(spec) or len(angles) < 2:

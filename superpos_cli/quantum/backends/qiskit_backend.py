@@ -78,8 +78,9 @@ class QiskitStatevectorCircuit:
         data = to_big_endian(data, self.spec.n_qubits)
         return torch.from_numpy(data).reshape(*x.shape, self.spec.dim)
 
-    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        return readout(self.statevector(x)[..., : self.spec.n_qubits], self.spec.readout)
+    def evaluate(self, x: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
+        value = readout(self.statevector(x)[..., : self.spec.n_qubits], self.spec.readout)
+        return torch.add(value, x.to(value.dtype), alpha=alpha) if alpha else value
 
 
 class QiskitBackend:
@@ -87,7 +88,18 @@ class QiskitBackend:
 
     name = "qiskit"
     differentiable = False
-    sampling = False
+    options = frozenset()
+
+    def supports(self, spec: CircuitSpec) -> str | None:
+        if spec.noisy or spec.shots is not None:
+            return "backend 'qiskit' is an exact state-vector reference: no noise or shots; use backend 'aer'"
+        return None
+
+    def fallback_reason(self, spec: CircuitSpec) -> str | None:
+        return None
 
     def prepare(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> QiskitStatevectorCircuit:
         return QiskitStatevectorCircuit(spec, theta, phi)
+
+    def prepare_many(self, spec: CircuitSpec, angles) -> list[QiskitStatevectorCircuit]:
+        return [self.prepare(spec, theta, phi) for theta, phi in angles]

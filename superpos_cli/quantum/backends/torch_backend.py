@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from superpos_cli.errors import BadInput
+from superpos_cli.quantum.backends.shots import ShotSampledCircuit
 from superpos_cli.quantum.circuit import CircuitSpec
 from superpos_cli.quantum.gates import (
     apply_each_qubit,
@@ -105,11 +107,32 @@ class TorchCircuit:
 
 
 class TorchBackend:
-    """Exact, differentiable, batched; the reference inside training."""
+    """Exact, differentiable, batched; the reference inside training. Noiseless only;
+    ``shots`` estimates the readout from samples (:mod:`.shots`)."""
 
     name = "torch"
     differentiable = True
-    sampling = False
+    options = frozenset({"generator"})
 
-    def prepare(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> TorchCircuit:
-        return TorchCircuit(spec, theta, phi)
+    def supports(self, spec: CircuitSpec) -> str | None:
+        if spec.noisy:
+            return "backend 'torch' simulates state vectors, so no noise; use backend 'fourier' or 'aer'"
+        return None
+
+    def fallback_reason(self, spec: CircuitSpec) -> str | None:
+        return None
+
+    def prepare(self, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, *,
+                generator: torch.Generator | None = None):
+        circuit = TorchCircuit(spec, theta, phi)
+        return circuit if spec.shots is None else with_shots(circuit, spec, generator)
+
+    def prepare_many(self, spec: CircuitSpec, angles, **options) -> list:
+        return [self.prepare(spec, theta, phi, **options) for theta, phi in angles]
+
+
+def with_shots(circuit, spec: CircuitSpec, generator: torch.Generator | None) -> ShotSampledCircuit:
+    """``circuit`` read out from ``spec.shots`` shots drawn from ``generator``."""
+    if generator is None:
+        raise BadInput("a circuit with shots needs a torch.Generator (option 'generator')")
+    return ShotSampledCircuit(circuit, spec.shots, generator)

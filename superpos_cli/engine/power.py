@@ -1,0 +1,283 @@
+r"""Statistical power of a paired comparison, from the seed-to-seed spread it observed.
+
+A comparison that finds "no significant difference" says little unless it could
+have found one. Given the per-seed values of a method arm and its reference arm
+(epochs to target, or mean training loss), this module answers:
+
+* the **detectable ratio**: the ratio method / reference closest to 1 (in the
+  good direction: fewer epochs, lower loss) that the comparison, with its number
+  of seeds, would have declared at ``target_power`` (80%);
+* the **seeds needed** to declare a given ratio (the paper's claimed effect) at
+  that power.
+
+"Declared" means the tool's own tests (:mod:`superpos_cli.engine.stats`) on the
+simulated seeds, at alpha 0.05:
+
+* ``bootstrap`` (the verdict): the 95% paired percentile bootstrap CI of the ratio
+  of medians (:func:`stats.paired_ratio_ci`, its 2000 resamples and its seed) lies
+  wholly below 1, i.e. :func:`stats.verdict` says "faster" / "lower loss"; a CI
+  inside ``1 +- equivalence`` reads "equivalent" and does not count;
+* ``mann_whitney``: :func:`stats.mann_whitney`'s two-sided p <= alpha with the
+  method's median below the reference's (with 3 seeds a side its exact p is never
+  below 0.1, so it can detect nothing: a true, useful statement).
+
+Method: simulation, not a formula. The tool's verdict is a percentile bootstrap of
+a ratio of medians with censored runs at +inf, and its Mann-Whitney switches
+between exact and asymptotic p-values; neither has a closed-form power, and
+normal-theory formulas (t-test power) are wrong at 3-10 seeds for a bootstrap
+whose coverage is itself poor there. So the data are simulated from a model fitted
+to the observed spread and the tool's own test is applied to each simulated run:
+
+* per seed, ``log(value)`` is normal with the reference arm's mean of logs and the
+  pooled within-arm standard deviation of logs (both arms, finite values only;
+  epochs and losses are positive and their spread scales with their size);
+* the method arm is the same distribution times ``ratio``; the arms are drawn
+  independently. Independence is deliberately conservative: the observed
+  correlation of paired seeds is unmeasurable from 3-10 pairs, and when two arms
+  agree seed for seed (as Adam and SGD do under the paper's rule) it is 1, which
+  would make any shift "detectable" with two seeds;
+* a simulated epochs-to-target above ``max_value`` (the epoch budget) is a miss
+  (+inf), as the tool would record it.
+
+Every power is the share of ``n_sims`` simulated comparisons the test declares,
+all ratios and seed counts drawing on the same standard-normal numbers (common
+random numbers: power is then monotone in the ratio and the searches are
+stable). The searches are bisections: on log(ratio) between ``min_ratio`` and 1,
+and on the number of seeds after doubling up to ``max_seeds``. Randomness is a
+seeded numpy Generator; the same inputs give the same outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as _sps
+
+from superpos_cli.engine import stats
+
+__all__ = ["TESTS", "detectable_ratio", "fit_spread", "power_analysis", "seeds_needed", "simulated_power"]
+
+TESTS = ("bootstrap", "mann_whitney")
+_BISECTIONS = 14  # on log(ratio): width log(1/min_ratio) / 2**14, ~2e-4 for min_ratio 0.05
+_CHUNK = 1 << 22  # bootstrap values held at once: (sims, resamples, seeds)
+
+
+def fit_spread(method: Sequence[float | None], baseline: Sequence[float | None]) -> tuple[float, float] | None:
+    """``(center, sd)`` of log values: the reference arm's mean log, and the pooled
+    within-arm SD of logs over the arms' finite values (ddof 1 per arm).
+
+    None when it cannot be estimated: no finite reference value, or no arm with two
+    finite values. Censored (None / inf) and non-positive values are left out, so
+    the spread of an arm with misses is that of its hits.
+    """
+    arms = []
+    for values in (baseline, method):
+        x = np.array([v for v in values if v is not None and math.isfinite(v) and v > 0], dtype=float)
+        arms.append(np.log(x))  # (n_finite,)
+    if arms[0].size == 0:
+        return None
+    df = sum(a.size - 1 for a in arms if a.size >= 2)
+    if df == 0:
+        return None
+    ss = sum(float(np.sum((a - a.mean()) ** 2)) for a in arms if a.size >= 2)
+    return float(arms[0].mean()), math.sqrt(ss / df)
+
+
+class _Simulation:
+    """Fixed standard-normal draws for reference and method arms, ``(n_sims, n)``,
+    reused for every ratio (common random numbers)."""
+
+    def __init__(self, n: int, center: float, sd: float, max_value: float | None, n_sims: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.baseline = np.exp(center + sd * rng.standard_normal((n_sims, n)))  # (S, n)
+        self.method = np.exp(center + sd * rng.standard_normal((n_sims, n)))  # (S, n)
+        self.max_value = max_value
+
+    def arms(self, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        m, b = self.method * ratio, self.baseline.copy()
+        if self.max_value is not None:
+            m[m > self.max_value] = math.inf
+            b[b > self.max_value] = math.inf
+        return m, b
+
+
+def _medians(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``np.median(x[:, idx], axis=-1)`` for ``x (S, n)``, ``idx (U, n)``: sorting is
+    several times faster than median's partition at n <= 64, and gives the same
+    floats (the mean of the two middle values for even n is (a + b) / 2 in both)."""
+    s = np.sort(x[:, idx], axis=-1)  # (S, U, n)
+    n = idx.shape[1]
+    return (s[..., (n - 1) // 2] + s[..., n // 2]) / 2.0  # (S, U)
+
+
+def _weighted_order_statistic(theta: np.ndarray, counts: np.ndarray, rank: int) -> np.ndarray:
+    """Per row of ``theta (S, U)``: the ``rank``-th (0-based) smallest of the values
+    repeated ``counts (U,)`` times each."""
+    order = np.argsort(theta, axis=1, kind="stable")  # (S, U)
+    cum = np.cumsum(counts[order], axis=1)  # (S, U)
+    j = np.sum(cum <= rank, axis=1)  # (S,)
+    return np.take_along_axis(theta, order, axis=1)[np.arange(theta.shape[0]), j]
+
+
+def _bootstrap_declares(m: np.ndarray, b: np.ndarray, *, confidence: float, n_resamples: int, seed: int,
+                        equivalence: float | None) -> np.ndarray:
+    """Per simulated run: does :func:`stats.paired_ratio_ci`'s CI lie wholly below 1
+    (and outside the equivalence band)? The same index draw, medians, ratio rule and
+    outward quantiles (numpy's "lower" / "higher") as that function, vectorised over
+    runs. A resample's medians depend only on the multiset of indices it drew, so
+    each distinct multiset is computed once and weighted by how often it was drawn
+    (10 multisets instead of 2000 resamples at 3 seeds)."""
+    n_sims, n = m.shape
+    idx = stats._bootstrap_indices(n, n_resamples, seed)  # (B, n), the tool's draw
+    multisets, counts = np.unique(np.sort(idx, axis=1), axis=0, return_counts=True)  # (U, n), (U,)
+    alpha = (1.0 - confidence) / 2.0
+    lo_rank = math.floor((n_resamples - 1) * alpha)  # numpy's "lower" virtual index
+    hi_rank = math.ceil((n_resamples - 1) * (1.0 - alpha))  # and "higher"
+    low, high = np.empty(n_sims), np.empty(n_sims)
+    chunk = max(1, _CHUNK // (len(multisets) * n))
+    for start in range(0, n_sims, chunk):
+        sl = slice(start, start + chunk)
+        theta = stats._ratio(_medians(m[sl], multisets), _medians(b[sl], multisets))  # (s, U)
+        low[sl] = _weighted_order_statistic(theta, counts, lo_rank)
+        high[sl] = _weighted_order_statistic(theta, counts, hi_rank)
+    declared = high < 1.0
+    if equivalence is not None:
+        declared &= ~((low >= 1.0 - equivalence) & (high <= 1.0 + equivalence))
+    return declared
+
+
+def _mann_whitney_declares(m: np.ndarray, b: np.ndarray, *, alpha: float) -> np.ndarray:
+    """Per simulated run: :func:`stats.mann_whitney` p <= alpha and the method's
+    median lower. Runs with and without ties (misses) go to scipy separately, so
+    each batch gets the method (exact / asymptotic) a single call would get."""
+    p = np.ones(m.shape[0])
+    ties = ~np.isfinite(m).all(axis=1) | ~np.isfinite(b).all(axis=1)  # continuous draws tie only at +inf
+    clean = np.flatnonzero(~ties)
+    if clean.size:
+        p[clean] = _sps.mannwhitneyu(m[clean], b[clean], axis=-1).pvalue
+    for i in np.flatnonzero(ties):  # one call each, exactly as the tool makes it
+        p[i] = stats.mann_whitney(m[i], b[i])
+    lower = np.median(m, axis=1) < np.median(b, axis=1)
+    return (p <= alpha) & lower
+
+
+def _power(sim: _Simulation, ratio: float, test: str, *, confidence: float, n_resamples: int, boot_seed: int,
+           equivalence: float | None) -> float:
+    m, b = sim.arms(ratio)
+    if test == "bootstrap":
+        declared = _bootstrap_declares(m, b, confidence=confidence, n_resamples=n_resamples, seed=boot_seed,
+                                       equivalence=equivalence)
+    else:
+        declared = _mann_whitney_declares(m, b, alpha=1.0 - confidence)
+    return float(np.mean(declared))
+
+
+def _check(test: str, n: int) -> None:
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {', '.join(TESTS)}, got {test!r}")
+    if n < 2:
+        raise ValueError(f"power needs at least 2 seeds, got {n}")
+
+
+def simulated_power(ratio: float, n: int, center: float, sd: float, *, test: str = "bootstrap",
+                    max_value: float | None = None, n_sims: int = 400, seed: int = 0, confidence: float = 0.95,
+                    n_resamples: int = 2000, boot_seed: int = 0, equivalence: float | None = None) -> float:
+    """Share of ``n_sims`` simulated ``n``-seed comparisons (module model) in which
+    ``test`` declares the method better, when its true ratio is ``ratio``."""
+    _check(test, n)
+    sim = _Simulation(n, center, sd, max_value, n_sims, seed)
+    return _power(sim, ratio, test, confidence=confidence, n_resamples=n_resamples, boot_seed=boot_seed,
+                  equivalence=equivalence)
+
+
+def detectable_ratio(n: int, center: float, sd: float, *, test: str = "bootstrap", target_power: float = 0.8,
+                     min_ratio: float = 0.05, max_value: float | None = None, n_sims: int = 400, seed: int = 0,
+                     confidence: float = 0.95, n_resamples: int = 2000, boot_seed: int = 0,
+                     equivalence: float | None = None) -> float | None:
+    """The ratio closest to 1 declared with power >= ``target_power`` at ``n`` seeds;
+    None when even ``min_ratio`` is not (the test cannot get there with n seeds)."""
+    _check(test, n)
+    sim = _Simulation(n, center, sd, max_value, n_sims, seed)
+    kw = dict(confidence=confidence, n_resamples=n_resamples, boot_seed=boot_seed, equivalence=equivalence)
+    if _power(sim, min_ratio, test, **kw) < target_power:
+        return None
+    strong, weak = math.log(min_ratio), 0.0  # power(strong) >= target; at 1 the test holds its level
+    for _ in range(_BISECTIONS):
+        mid = (strong + weak) / 2.0
+        if _power(sim, math.exp(mid), test, **kw) >= target_power:
+            strong = mid
+        else:
+            weak = mid
+    return math.exp(strong)
+
+
+def seeds_needed(ratio: float, center: float, sd: float, *, test: str = "bootstrap", target_power: float = 0.8,
+                 max_seeds: int = 64, max_value: float | None = None, n_sims: int = 400, seed: int = 0,
+                 confidence: float = 0.95, n_resamples: int = 2000, boot_seed: int = 0,
+                 equivalence: float | None = None) -> int | None:
+    """Fewest seeds per arm (>= 2) that declare ``ratio`` with power >= ``target_power``;
+    None when ``max_seeds`` do not."""
+    kw = dict(test=test, max_value=max_value, n_sims=n_sims, seed=seed, confidence=confidence,
+              n_resamples=n_resamples, boot_seed=boot_seed, equivalence=equivalence)
+
+    def enough(n: int) -> bool:
+        return simulated_power(ratio, n, center, sd, **kw) >= target_power
+
+    low, high = 1, 2  # enough(low) is False by convention (no test with one seed)
+    while not enough(high):
+        if high >= max_seeds:
+            return None
+        low, high = high, min(2 * high, max_seeds)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
+
+
+def power_analysis(method: Sequence[float | None], baseline: Sequence[float | None], *, paper_ratio: float,
+                   max_value: float | None = None, target_power: float = 0.8, confidence: float = 0.95,
+                   equivalence: float | None = None, n_sims: int = 400, seed: int = 0,
+                   max_seeds: int = 64) -> dict:
+    """The power record of one arm against its reference (JSON-ready).
+
+    ``method`` / ``baseline`` are per-seed values (None: a miss or a diverged run);
+    ``paper_ratio`` is the effect to size seeds for (e.g. 4.6 / 7.4 epochs).
+    Returns ``{"method", "target_power", "alpha", "n_seeds", "log_center",
+    "log_sd", "paper_ratio", "detectable_ratio", "power_at_paper_ratio",
+    "seeds_for_paper_ratio", "mann_whitney": {"detectable_ratio",
+    "power_at_paper_ratio", "seeds_for_paper_ratio"}, "note"}``; the numbers are
+    None (with a ``note`` saying why) when the spread cannot be estimated or there
+    are fewer than 2 seeds. ``detectable_ratio`` None: not detectable at any ratio
+    down to 0.05; ``seeds_for_paper_ratio`` None: more than ``max_seeds``.
+    """
+    n = len(baseline)
+    out: dict = {
+        "method": f"simulation: lognormal seeds with the observed spread, {n_sims} runs per point",
+        "test": "paired bootstrap CI of the ratio of medians wholly below 1 (the verdict)",
+        "target_power": target_power, "alpha": round(1.0 - confidence, 10), "n_seeds": n,
+        "log_center": None, "log_sd": None, "paper_ratio": paper_ratio,
+        "detectable_ratio": None, "power_at_paper_ratio": None, "seeds_for_paper_ratio": None,
+        "mann_whitney": {"detectable_ratio": None, "power_at_paper_ratio": None, "seeds_for_paper_ratio": None},
+        "note": None,
+    }
+    fit = fit_spread(method, baseline)
+    if fit is None:
+        out["note"] = "spread not estimable: needs a reference seed with a value and an arm with two"
+        return out
+    center, sd = fit
+    out.update(log_center=center, log_sd=sd)
+    common = dict(max_value=max_value, n_sims=n_sims, seed=seed, confidence=confidence)
+    for test, into in (("bootstrap", out), ("mann_whitney", out["mann_whitney"])):
+        eq = equivalence if test == "bootstrap" else None
+        into["seeds_for_paper_ratio"] = seeds_needed(paper_ratio, center, sd, test=test, target_power=target_power,
+                                                     max_seeds=max_seeds, equivalence=eq, **common)
+        if n >= 2:
+            into["detectable_ratio"] = detectable_ratio(n, center, sd, test=test, target_power=target_power,
+                                                        equivalence=eq, **common)
+            into["power_at_paper_ratio"] = simulated_power(paper_ratio, n, center, sd, test=test, equivalence=eq,
+                                                           **common)
+    if n < 2:
+        out["note"] = "one seed: no test, so no power at this run's size"
+    return out
