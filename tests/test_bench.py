@@ -110,9 +110,9 @@ def test_github_json_is_custom_smaller_is_better():
 # --------------------------------------------------------------------------- CLI (tiny sizes)
 
 
-def _suite_file(tmp_path, metrics, fail_on=0.3):
+def _suite_file(tmp_path, metrics, fail_on=0.3, repeats=5):
     path = tmp_path / "bench.toml"
-    path.write_text(f'[suites.gate]\nkind = "bench"\nrepeats = 5\nfail_on = {fail_on}\n'
+    path.write_text(f'[suites.gate]\nkind = "bench"\nrepeats = {repeats}\nfail_on = {fail_on}\n'
                     f'metrics = {json.dumps(metrics)}\n')
     return path
 
@@ -138,8 +138,10 @@ def test_json_and_github_json_from_a_run(tmp_path):
 @pytest.mark.parametrize("part, metric", [("optimizer", "optimizer_step"), ("attention", "attention")])
 def test_gate_catches_a_2x_slowdown_and_passes_unchanged_code(tmp_path, monkeypatch, part, metric):
     """The bench wraps the objects it times (superpos_cli.slowdown); a 2x slowdown of
-    either must fail the gate, and the same code against its own baseline must pass."""
-    suites = _suite_file(tmp_path, [metric])
+    either must fail the gate, and the same code against its own baseline must pass.
+    7 repeats: with 5, one sample caught in a load burst on the shared machine was
+    enough to lose the Mann-Whitney test (p 0.075 at a 2.9x median ratio)."""
+    suites = _suite_file(tmp_path, [metric], repeats=7)
     baseline = tmp_path / "baseline.json"
     common = ("--suites-file", str(suites))
     monkeypatch.delenv("SUPERPOS_TEST_SLOWDOWN", raising=False)

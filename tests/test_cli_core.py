@@ -9,6 +9,14 @@ from superpos_cli.cli.app import app
 
 runner = CliRunner()
 FAST = ["--attention", "classical", "--max-epochs", "2", "--evals-per-epoch", "2", "--target", "0.6"]
+INLINE = ["--jobs", "1"]  # compare in this process: no worker start-up (the pool has its own tests)
+
+
+@pytest.fixture(autouse=True)
+def _private_store(tmp_path, monkeypatch):
+    """compare keeps a store by default: each test gets its own, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SUPERPOS_STORE", raising=False)
 
 
 def _invoke(args):
@@ -19,7 +27,7 @@ def test_compare_json_contract(tiny_jsonl, tmp_path):
     out = tmp_path / "doc.json"
     plot = tmp_path / "curves.png"
     result = _invoke(["compare", "adam", "sgd:lambda=0.1", "--task", "textcls", "--data", str(tiny_jsonl),
-                      "--seeds", "2", "--json", "--out", str(out), "--plot", str(plot), "--lr", "0.01", *FAST])
+                      "--seeds", "2", "--json", "--out", str(out), "--plot", str(plot), "--lr", "0.01", *FAST, *INLINE])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert json.loads(out.read_text()) == doc
@@ -46,14 +54,14 @@ def test_compare_json_contract(tiny_jsonl, tmp_path):
 
 
 def test_compare_is_paired_and_reproducible(tiny_jsonl):
-    args = ["compare", "adam", "adamw", "--data", str(tiny_jsonl), "--seeds", "2", "--json", "--lr", "0.01", *FAST]
+    args = ["compare", "adam", "adamw", "--data", str(tiny_jsonl), "--seeds", "2", "--json", "--lr", "0.01", *FAST, *INLINE]
     a, b = json.loads(_invoke(args).stdout), json.loads(_invoke(args).stdout)
     strip = lambda d: [(x["final_accuracy"], x["epochs_to_target"]) for x in d["arms"]]
     assert strip(a) == strip(b)
 
 
 def test_compare_table_has_a_row_per_arm_and_the_paper(tiny_jsonl):
-    result = _invoke(["compare", "adam", "sgd", "--data", str(tiny_jsonl), "--seeds", "1", *FAST])
+    result = _invoke(["compare", "adam", "sgd", "--data", str(tiny_jsonl), "--seeds", "1", *FAST, *INLINE])
     assert result.exit_code == 0, result.output
     assert "adam (paper)" in result.stdout and "sgd lambda=0.5 (paper)" in result.stdout
     assert "break-even" in result.stdout
@@ -72,17 +80,17 @@ def test_train_json_and_table(tiny_jsonl):
     "args, message",
     [
         (["compare", "adamx"], "unknown optimizer 'adamx'"),
-        (["compare", "adam", "--task", "mnist"], "unknown task 'mnist'"),
-        (["compare", "adam", "--lambda", "-0.5"], "lambda must be >= 0"),
-        (["compare", "sgd", "--lambda", "-0.5"], "lambda must be >= 0"),
-        (["compare", "sgd", "--lr", "0"], "lr must be > 0"),
-        (["compare", "sgd", "--n-qubits", "0"], "n_qubits must be >= 1"),
-        (["compare", "sgd", "--seeds", "0"], "seeds must be >= 1"),
-        (["compare", "sgd", "--target", "1.5"], "target must be in (0, 1)"),
-        (["compare", "sgd", "--perturb", "tan"], "perturb 'tan'"),
-        (["compare", "sgd", "--attention", "magic"], "attention 'magic'"),
+        (["compare", "adam", "--task", "mnist"], "task must be one of textcls, gsm8k, got 'mnist'"),
+        (["compare", "adam", "--lambda", "-0.5"], "lambda must be a number >= 0, got '-0.5'"),
+        (["compare", "sgd", "--lambda", "-0.5"], "lambda must be a number >= 0, got '-0.5'"),
+        (["compare", "sgd", "--lr", "0"], "lr must be a number > 0, got '0'"),
+        (["compare", "sgd", "--n-qubits", "0"], "n_qubits must be an integer >= 1, got '0'"),
+        (["compare", "sgd", "--seeds", "0"], "seeds must be an integer >= 1, got '0'"),
+        (["compare", "sgd", "--target", "1.5"], "target must be a number in (0, 1), got '1.5'"),
+        (["compare", "sgd", "--perturb", "tan"], "perturb must be one of sin, cos, gaussian, uniform, none, got 'tan'"),
+        (["compare", "sgd", "--attention", "magic"], "attention must be one of quantum, classical, got 'magic'"),
         (["compare", "sgd", "--data", "/nonexistent.jsonl"], "no such file"),
-        (["train", "--optim", "sgd", "--max-epochs", "0"], "max-epochs must be >= 1"),
+        (["train", "--optim", "sgd", "--max-epochs", "0"], "max_epochs must be an integer >= 1, got '0'"),
         (["compare", "sgd", "sgd"], "arms must be distinct"),
     ],
 )

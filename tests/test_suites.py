@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from superpos_cli.errors import BadInput
+from superpos_cli.experiments.plan import train_config
+from superpos_cli.spec.arms import parse_arm
+from superpos_cli.spec.grid import Grid
+from superpos_cli.spec.run import RunSettings
 from superpos_cli.experiments.suites import (AblateSuite, BenchCompare, BenchSuite, CompareSuite, default_path,
                                              get_suite, load_suites)
 
@@ -26,27 +30,32 @@ def test_every_shipped_suite_loads():
     for name, suite in suites.items():
         assert suite.name == name
         if isinstance(suite, CompareSuite):
-            assert suite.to_compare_spec().arms
+            assert all(parse_arm(a, suite.run.optimizer_overrides(), suite.run.optimizer_protocol()) for a in suite.arms)
         elif isinstance(suite, AblateSuite):
-            assert suite.to_ablate_spec().cells
+            assert Grid(suite.base, suite.axes, suite.control, suite.run).cells
 
     paper = suites["paper-textcls"]
     assert paper.arms == ("adam", "sgd:lambda=0.1", "sgd:lambda=0.5")
-    assert paper.task_options == {"kind": "quantum"}  # CLI name "attention" mapped like cli/options does
-    spec = paper.to_compare_spec()
-    assert spec.train.max_epochs == 12 and spec.train.target == 0.9 and spec.seeds == [0, 1, 2, 3, 4]
+    assert paper.run.task == "textcls"
+    assert paper.run.task_options() == {"kind": "quantum"}  # option "attention" -> its dest, as the flag does
+    train = train_config(paper.run)
+    assert train.max_epochs == 12 and train.target == 0.9 and paper.run.seeds() == [0, 1, 2, 3, 4]
 
-    assert suites["paper-gsm8k"].task == "gsm8k" and suites["paper-gsm8k"].task_options == {"limit": 500}
-    assert suites["paper-gsm8k"].seeds == 3
+    gsm8k = suites["paper-gsm8k"]
+    assert gsm8k.task == "gsm8k" and gsm8k.run.task_options() == {"limit": 500} and gsm8k.run.seeds() == [0, 1, 2]
+    # gsm8k's protocol (paper-spec §4) lies beneath: one epoch, warmup then linear decay, clip 1.0
+    assert gsm8k.run.train_values()["max_epochs"] == 1 and gsm8k.run.train_values()["grad_clip"] == 1.0
 
-    factorial = suites["ablate-factorial"].to_ablate_spec()
-    assert len(factorial.cells) == 4 and factorial.control_cell.label == "perturb=none,attention=classical"
+    factorial = suites["ablate-factorial"]
+    grid = Grid(factorial.base, factorial.axes, factorial.control, factorial.run)
+    assert len(grid.cells) == 4 and grid.control_cell.label == "perturb=none,attention=classical"
     assert suites["ablate-lambda"].axes == {"lambda": (0.0, 0.1, 0.3, 0.5, 0.7)}
 
     ci = suites["ci"]
     assert isinstance(ci, BenchSuite) and ci.repeats == 5 and ci.fail_on == 0.10
     assert ci.threshold("optimizer_step") == 0.15 and ci.threshold("attention") == 0.15 and ci.threshold("convergence") == 0.10
-    assert ci.compare == BenchCompare(task="textcls", arms=("adam", "sgd"), seeds=2, max_epochs=4, target=0.8)
+    assert ci.compare == BenchCompare(arms=("adam", "sgd"), run=RunSettings(
+        task="textcls", values={"seeds": 2, "max_epochs": 4, "target": 0.8}))
 
 
 def test_get_suite_lists_known_names():
@@ -65,20 +74,30 @@ def test_default_path_prefers_the_current_directory(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("body, message", [
     # unknown key
-    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseed = 3',
-     "suite 's': unknown key 'seed'; allowed: kind, description, task, arms, seeds"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ncolour = 3',
+     "suite 's': unknown key 'colour'; allowed: kind, description, arms or a run option (task, data,"),
     ('kind = "ablate"\ntask = "textcls"\naxes = { lamda = [0, 0.5] }', "unknown ablation axis 'lamda'"),
-    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ntask_options = { atention = "quantum" }',
-     "unknown key task_options.'atention'"),
+    # task_options tables are gone: run options sit at the top level
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ntask_options = { attention = "quantum" }',
+     "unknown key 'task_options'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nmax-epochs = 3', "unknown key 'max-epochs'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nwd = 0.1', "unknown key 'wd'"),  # aliases: arms only
     ('kind = "bench"\nmetrics = ["attention"]\ncompare = { task = "textcls", arms = ["adam"], epochs = 2 }',
      "suite 's': compare: unknown key 'epochs'"),
+    ('kind = "bench"\nmetrics = ["attention"]\nseeds = 2', "unknown key 'seeds'; allowed: kind, description, repeats"),
     # wrong type
     ('kind = "compare"\ntask = "textcls"\narms = "adam"', "key 'arms' must be a list of strings, got a string 'adam'"),
-    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseeds = "5"', "key 'seeds' must be an integer, got a string"),
-    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseeds = 2.5', "key 'seeds' must be an integer, got a number"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseeds = "5"',
+     "seeds must be an integer >= 1, got a string '5'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nseeds = 2.5', "seeds must be an integer >= 1, got a number 2.5"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nattention = 1',
+     "attention must be one of quantum, classical, got an integer 1"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nfused = "yes"', "fused must be true or false, got a string"),
     ('kind = "bench"\nmetrics = ["attention"]\nfail_on = true', "key 'fail_on' must be a number, got a boolean"),
     ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = 0.5 }', "axes.lambda must be a list of values"),
-    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = [0, "big"] }', "'big' is not a number"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = [0, "big"] }',
+     "axes.lambda: lambda must be a number >= 0, got a string 'big'"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = ["0.5"] }', "lambda must be a number >= 0, got a string '0.5'"),
     # missing field
     ('kind = "compare"\ntask = "textcls"', "suite 's': missing key 'arms' (a list of strings)"),
     ('kind = "ablate"\ntask = "textcls"', "missing key 'axes'"),
@@ -86,11 +105,15 @@ def test_default_path_prefers_the_current_directory(tmp_path, monkeypatch):
     ('task = "textcls"', "key 'kind' must be one of compare, ablate, bench, got missing"),
     # unknown kind
     ('kind = "sweep"\ntask = "textcls"', "key 'kind' must be one of compare, ablate, bench, got 'sweep'"),
-    # bad values
-    ('kind = "compare"\ntask = "mnist"\narms = ["adam"]', "key 'task' must be one of textcls, gsm8k"),
+    # bad values, combinations
+    ('kind = "compare"\ntask = "mnist"\narms = ["adam"]', "task must be one of textcls, gsm8k, got 'mnist'"),
     ('kind = "compare"\ntask = "textcls"\narms = ["adam", "sgd:lamda=1"]', "unknown optimizer option 'lamda'"),
-    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ntarget = 1.5', "key 'target' must be in (0, 1)"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adamx"]', "unknown optimizer 'adamx'"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\ntarget = 1.5', "target must be a number in (0, 1), got a number 1.5"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nlimit = 3', "--limit applies to task gsm8k, not textcls"),
+    ('kind = "compare"\ntask = "textcls"\narms = ["adam"]\nd_model = 30', "d_model 30 is not divisible by n_heads 4"),
     ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = [0, 0.5] }\ncontrol = "lambda=0.3"', "names no cell"),
+    ('kind = "ablate"\ntask = "textcls"\naxes = { lambda = [0, 0, 0.5] }', "lists 0 twice"),
     ('kind = "bench"\nmetrics = ["attention"]\nthresholds = { optimizer_step = 0.1 }',
      "thresholds.optimizer_step names a metric not in 'metrics'"),
 ])

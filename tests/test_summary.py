@@ -5,9 +5,10 @@ after every trial had run."""
 
 import math
 
+import pytest
 from rich.console import Console
 
-from superpos_cli.cli.render import compare_table
+from superpos_cli.cli.render import compare_table, epoch_table
 from superpos_cli.engine.loop import EpochRecord, EvalPoint, RunResult
 from superpos_cli.experiments.summary import summarize_arms
 
@@ -28,7 +29,7 @@ def test_diverged_run_is_counted_left_out_of_means_and_ranked_worst():
     assert arm["epochs_to_target"]["success_rate"] == 2 / 3
     assert math.isclose(arm["final_accuracy"]["mean"], (0.92 + 0.5 + 0.92) / 3)
     console = Console(width=300, record=True)
-    console.print(compare_table({"arms": [ref, arm], "paper": [], "max_epochs": 12,
+    console.print(compare_table({"arms": [ref, arm], "paper": [], "max_epochs": 12, "metric": "epochs_to_target",
                                  "task": "textcls", "target": 0.9, "seeds": [0, 1, 2]}))
     row = next(line for line in console.export_text().splitlines() if line.startswith("│ sgd"))
     assert "67% (1 diverged)" in row
@@ -41,3 +42,59 @@ def test_loss_task_ranks_a_diverged_seed_worst():
     assert arm["diverged"] == 3 and arm["mean_train_loss"]["mean"] is None
     assert arm["loss_change"] is None
     assert arm["verdict"] == "higher loss"  # every seed's loss is worse than the reference's
+
+
+def _telemetry_run(e2t: float, ratios: list[float | None], share: float | None = 0.05):
+    metrics = {"val_accuracy": 0.92}
+    evals = [EvalPoint(0.5 * (i + 1), 5 * (i + 1), 0.3, metrics, r, share if r is not None else None)
+             for i, r in enumerate(ratios)]
+    return RunResult(evals, [EpochRecord(1, 0.3, 1.0, metrics)], "val_accuracy", 0.9, e2t, 10)
+
+
+def _text(table) -> str:
+    console = Console(width=400, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_telemetry_per_seed_median_per_arm_and_the_power_line():
+    reference = [_telemetry_run(e, [None, None, None]) for e in (7.0, 7.6, 8.1)]
+    method = [_telemetry_run(6.2, [1e-4, 3e-4, 2e-4]), _telemetry_run(6.9, [5e-4, 4e-4, 6e-4]),
+              _telemetry_run(7.4, [2e-3, 1e-3, 3e-3])]
+    ref, arm = summarize_arms(["adam", "sgd"], [{}, {}], [reference, method], max_epochs=12)
+    assert ref["perturb_ratio"] == {"median": None, "per_seed": [None, None, None]}  # not SuperpositionalAdam
+    assert arm["perturb_ratio"]["per_seed"] == [2e-4, 5e-4, 2e-3]  # median over each run's windows
+    assert arm["perturb_ratio"]["median"] == 5e-4
+    assert arm["scope_share"]["per_seed"] == [0.05] * 3
+    assert ref["power"] is None
+    p = arm["power"]
+    assert p["metric"] == "epochs_to_target" and p["n_seeds"] == 3
+    assert 0 < p["detectable_ratio"] < 1 and p["paper_ratio"] == 4.6 / 7.4
+    table = compare_table({"arms": [ref, arm], "paper": [], "max_epochs": 12, "metric": "epochs_to_target",
+                           "task": "textcls", "target": 0.9, "seeds": [0, 1, 2]})
+    text = _text(table)
+    assert "Q/Adam step" in text
+    row = next(line for line in text.splitlines() if line.startswith("│ sgd"))
+    assert "0.0005" in row
+    (line,) = table.caption.splitlines()  # one line per compared arm
+    assert line.startswith("power sgd vs adam (80%, simulated): 3 seeds detect")
+    assert f"epochs ratio <= {p['detectable_ratio']:.3g}" in line
+    assert f"needs {p['seeds_for_paper_ratio']} seeds" in line
+
+
+def test_loss_task_power_sizes_the_papers_loss_effect():
+    reference = [_run(v, metric=None) for v in (1.00, 1.02, 0.99)]
+    method = [_run(v, metric=None) for v in (0.98, 1.01, 0.97)]
+    _, arm = summarize_arms(["adamw", "sgd"], [{}, {}], [reference, method], max_epochs=1)
+    assert arm["power"]["metric"] == "mean_train_loss"
+    assert arm["power"]["paper_ratio"] == pytest.approx(0.959)
+    assert arm["perturb_ratio"]["median"] is None
+
+
+def test_epoch_table_shows_the_ratio_and_the_scope_share():
+    result = {"epochs": [{"epoch": 1, "train_loss": 0.5, "train_time_s": 1.0, "metrics": {"val_accuracy": 0.8},
+                          "perturb_ratio": 3.2e-4, "scope_share": 0.0449}]}
+    text = _text(epoch_table(result, "textcls with sgd"))
+    assert "scope: 4.5% of coordinates" in text and "Q/Adam step" in text and "0.00032" in text
+    old = {"epochs": [{"epoch": 1, "train_loss": 0.5, "train_time_s": 1.0, "metrics": {}}]}  # stored before telemetry
+    assert "scope:" not in _text(epoch_table(old, "t"))

@@ -72,9 +72,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command module registers itself; they import nothing from each other.
-    from superpos_cli.cli import ablate, bench, circuit, compare, profile, results, train
+    from superpos_cli.cli import ablate, bench, circuit, compare, profile, reproduce, results, train
 
-    for module in (train, compare, ablate, profile, bench, circuit, results):
+    for module in (train, compare, ablate, profile, bench, circuit, results, reproduce):
         module.register(app)
 
 

@@ -133,7 +133,7 @@ def history(
     if plot is not None:
         history_plot(rows, metric, plot)
     if json_:
-        emit_json({"metric": metric, "runs": rows}, True, None)
+        emit_json({"kind": "bench-history", "metric": metric, "runs": rows}, True, None)
         return
     table = Table(title=f"{metric} over {len(rows)} bench run(s)")
     for header in ("run", "created", "commit", "median", "min", "max", "n"):

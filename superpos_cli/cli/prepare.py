@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from superpos_cli.cli.options import store_path
-from superpos_cli.spec.preflight import check_data, check_memory, check_output
+from superpos_cli.experiments.preflight import check_data, check_memory, check_output
 from superpos_cli.spec.run import RunSettings
 
 

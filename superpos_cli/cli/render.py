@@ -91,16 +91,16 @@ def _accuracy_cells(summary: dict[str, Any], max_epochs: int) -> list[str]:
 def compare_table(doc: dict[str, Any]) -> Table:
     """One row per arm, then the paper's reference rows."""
     max_epochs = doc["max_epochs"]
-    accuracy_task = "epochs_to_target" in doc["arms"][0]
+    accuracy_task = doc["metric"] == "epochs_to_target"
     target = doc["target"]
     table = Table(title=f"compare on {doc['task']} over {len(doc['seeds'])} seeds"
                   + (f" (target {target:.0%})" if accuracy_task else ""))
     if accuracy_task:
         columns = ["arm", "final acc [95% CI]", f"epochs to {target:.0%} [95% CI]", "reached", "epoch s",
-                   "overhead", "break-even", "achieved", "time ratio", "p", "verdict"]
+                   "overhead", "break-even", "achieved", "time ratio", "p", PERTURB_COLUMN, "verdict"]
     else:
         columns = ["arm", "mean train loss [95% CI]", "vs first", "val loss", "val acc", "tokens/s",
-                   "epoch s", "overhead", "p", "verdict"]
+                   "epoch s", "overhead", "p", PERTURB_COLUMN, "verdict"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("arm", "verdict") else "right")
     for arm in doc["arms"]:
@@ -112,6 +112,7 @@ def compare_table(doc: dict[str, Any]) -> Table:
                 _num(arm["achieved_speedup"]),
                 _num(arm["time_to_target_ratio"]),
                 _num(arm["p_value"], 3),
+                _small(arm.get("perturb_ratio", {}).get("median")),
                 arm["verdict"] or "reference",
             )
         else:
@@ -128,6 +129,7 @@ def compare_table(doc: dict[str, Any]) -> Table:
                 _num(arm["epoch_time_s"]["median"], 2),
                 _num(arm["overhead"], 1, pct=True, signed=True),
                 _num(arm["p_value"], 3),
+                _small(arm.get("perturb_ratio", {}).get("median")),
                 arm["verdict"] or "reference",
             )
     paper = doc.get("paper")
@@ -139,22 +141,63 @@ def compare_table(doc: dict[str, Any]) -> Table:
                               _num(row.get("epochs_to_target")), "", "",
                               _num(row.get("overhead"), 1, pct=True, signed=True),
                               _num(row.get("break_even_speedup")), _num(row.get("achieved_speedup")),
-                              _num(row.get("time_to_target_ratio")), "", "paper, reported", style="dim")
+                              _num(row.get("time_to_target_ratio")), "", "", "paper, reported", style="dim")
             else:
                 table.add_row(row["name"], _num(row.get("mean_train_loss"), 4),
-                              _num(row.get("loss_change"), 2, pct=True, signed=True), "", "", "", "", "", "",
+                              _num(row.get("loss_change"), 2, pct=True, signed=True), "", "", "", "", "", "", "",
                               "paper, reported", style="dim")
+    reference = doc["arms"][0]["name"]
+    lines = [power_line(arm["name"], reference, arm["power"]) for arm in doc["arms"][1:] if arm.get("power")]
+    if lines:
+        table.caption = "\n".join(lines)
+        table.caption_justify = "left"
     return table
 
 
+# Median over seeds of ||c Q|| / ||Adam's step|| on the scope (summary.py, "perturb_ratio").
+PERTURB_COLUMN = "Q/Adam step"
+
+
+def _small(x: float | None) -> str:
+    """Two significant digits of a ratio that may be far below 1 (3.2e-04)."""
+    return "-" if x is None else f"{x:.2g}"
+
+
+def power_line(name: str, reference: str, p: dict[str, Any]) -> str:
+    """One line of what the run could have detected (summary.py "power" record):
+    the verdict's detectable ratio at this run's seeds, its real false-positive
+    rate, Mann-Whitney's, and the seeds the paper's effect needs."""
+    if p["note"]:
+        return f"power {name} vs {reference}: {p['note']}"
+    what = "epochs ratio" if p["metric"] == "epochs_to_target" else "loss ratio"
+
+    def detect(r: float | None) -> str:
+        return "none" if r is None else f"<= {r:.3g}"
+
+    def needs(n: int | None) -> str:
+        return "> 32" if n is None else str(n)
+
+    mw = p["mann_whitney"]
+    return (f"power {name} vs {reference} ({p['target_power']:.0%}, simulated): {p['n_seeds']} seeds detect {what} "
+            f"{detect(p['detectable_ratio'])} (false positives {p['false_positive_rate']:.0%}, nominal "
+            f"{p['alpha'] / 2:.1%}; Mann-Whitney {detect(mw['detectable_ratio'])}); paper's {p['paper_ratio']:.3g} "
+            f"needs {needs(p['seeds_for_paper_ratio'])} seeds (Mann-Whitney {needs(mw['seeds_for_paper_ratio'])}); "
+            f"log-SD {p['log_sd']:.2g}")
+
+
 def epoch_table(result: dict[str, Any], title: str) -> Table:
+    """One row per epoch; "Q/Adam step" is the epoch's median over its evaluation
+    windows of ||c Q|| / ||Adam's step|| on the scope ("-": not SuperpositionalAdam)."""
+    share = next((e.get("scope_share") for e in result["epochs"] if e.get("scope_share") is not None), None)
+    if share is not None:
+        title += f" (scope: {share:.1%} of coordinates)"
     table = Table(title=title)
-    for col in ("epoch", "train loss", "val accuracy", "val loss", "epoch time (s)"):
+    for col in ("epoch", "train loss", "val accuracy", "val loss", "epoch time (s)", PERTURB_COLUMN):
         table.add_column(col, justify="right")
     for epoch in result["epochs"]:
         m = epoch["metrics"]
         table.add_row(str(epoch["epoch"]), _num(epoch["train_loss"], 4), _num(m.get("val_accuracy"), 2, pct=True),
-                      _num(m.get("val_loss"), 4), _num(epoch["train_time_s"], 3))
+                      _num(m.get("val_loss"), 4), _num(epoch["train_time_s"], 3), _small(epoch.get("perturb_ratio")))
     return table
 
 
@@ -162,7 +205,7 @@ def ablate_table(doc: dict[str, Any]) -> Table:
     """One row per ablation cell; p-values Holm-adjusted across the cells compared
     with the control; "best" only where the experiments module found one."""
     max_epochs = doc["max_epochs"]
-    accuracy_task = "epochs_to_target" in doc["cells"][0]
+    accuracy_task = doc["metric"] == "epochs_to_target"
     target = doc["target"]
     compared = len(doc["cells"]) - 1
     table = Table(title=f"ablate {doc['base']} on {doc['task']} over {len(doc['seeds'])} seeds"
@@ -205,4 +248,20 @@ def ablate_table(doc: dict[str, Any]) -> Table:
     alpha = doc.get("alpha", 0.05)
     table.caption = (f"best: {doc['best']} (ratio CI excludes 1 and Holm p <= {alpha:g})" if doc["best"]
                      else f"no cell beats the control beyond doubt (ratio CI excluding 1 and Holm p <= {alpha:g})")
+    powers = [cell["power"] for cell in doc["cells"] if cell.get("power") and not cell["power"]["note"]]
+    if powers:
+        table.caption += "\n" + _power_range(powers, len(doc["seeds"]))
     return table
+
+
+def _power_range(powers: list[dict[str, Any]], seeds: int) -> str:
+    """One line over an ablation's cells: the range of their detectable ratios and
+    of the seeds the paper's effect needs (summary.py "power" records)."""
+    what = "epochs ratio" if powers[0]["metric"] == "epochs_to_target" else "loss ratio"
+    ratios = [p["detectable_ratio"] for p in powers if p["detectable_ratio"] is not None]
+    needs = [p["seeds_for_paper_ratio"] for p in powers]
+    detect = f"{what} <= {min(ratios):.3g}..{max(ratios):.3g}" if ratios else "nothing down to 0.05"
+    known = [n for n in needs if n is not None]
+    seeds_text = (f"{min(known)}..{max(known)} seeds" if known else "") + (" (> 32 for some)" if None in needs else "")
+    return (f"power at {powers[0]['target_power']:.0%} (simulated, bootstrap verdict): {seeds} seeds detect {detect} "
+            f"across cells; the paper's effect ({powers[0]['paper_ratio']:.3g}) needs {seeds_text.strip() or '> 32 seeds'}")

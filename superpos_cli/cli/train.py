@@ -55,6 +55,8 @@ def train(
             raise
         except Exception as err:  # a reason found only while running (e.g. out of memory): one line, exit 1
             record = failed_record(spec, err)
+    metric = "epochs_to_target" if record.get("result", {}).get("target_metric") else "mean_train_loss"
+    record = {"kind": "train", "metric": metric, **record}
     emit_json(record, json_, out)
     if record.get("status") == "failed":
         raise TrialsFailed(f"the run failed: {record.get('error')}")

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from superpos_cli.engine import distributed
 from superpos_cli.errors import BadInput
 from superpos_cli.tasks.base import Task
 
@@ -214,7 +215,9 @@ def train(
     torch.manual_seed(cfg.seed)
     model = task.build_model()
     optimizer = make_optimizer(model)
-    n_batches = task.steps_per_epoch()
+    ddp = distributed.current()  # None unless under torchrun with 2+ ranks (engine/distributed.py)
+    net = distributed.wrap(model, ddp)  # what training runs through: DDP all-reduces gradients
+    n_batches = distributed.steps_per_epoch(task, ddp)
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.max_epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, total_steps))
@@ -235,12 +238,13 @@ def train(
         model.train()
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        for i, batch in enumerate(task.batches(order), start=1):
+        for i, batch in enumerate(distributed.batches(task, order, ddp), start=1):
             group_start = (i - 1) // cfg.grad_accum * cfg.grad_accum  # batches before this one's group
             group = min(cfg.grad_accum, n_batches - group_start)  # batches in this one's group
-            loss = task.training_loss(model, batch)
+            loss = task.training_loss(net, batch)
+            # Alone: value is float(loss); under DDP the global batch's mean over every rank.
+            loss, value, tokens = distributed.share_loss(loss, batch_tokens(batch) if batch_tokens else 1, ddp)
             (loss / group).backward()
-            value = float(loss.detach())
             epoch_loss += value
             window_loss += value
             window_batches += 1
@@ -248,7 +252,7 @@ def train(
                 result.diverged_at_step = step  # no step follows a non-finite loss
                 break
             if batch_tokens:
-                result.train_tokens += batch_tokens(batch)
+                result.train_tokens += tokens
             if i < group_start + group:
                 continue
             if cfg.grad_clip is not None:

@@ -36,7 +36,8 @@ from superpos_cli.experiments.executor import EventCallback, execute
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.summary import RELATIVE_FIELDS, arm_summary, relative_summary
-from superpos_cli.experiments.trials import TrialSpec, TrialsFailed, failed_trials, failure_line, result_of
+from superpos_cli.experiments.trials import (TrialSpec, TrialsFailed, failed_trials, failure_line, paired_completed,
+                                             result_of)
 from superpos_cli.experiments.plan import train_config
 from superpos_cli.spec.grid import Cell, Grid
 
@@ -134,8 +135,9 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
     cell none of whose trials completed is left out of ``"cells"`` (raises
     :class:`TrialsFailed` when that is the control)."""
     by_cell: dict[str, list] = {cell.label: [] for cell in spec.cells}
-    for trial, record in zip(trials, records):  # by trial: a reused record may carry another sweep's label
-        if record.get("status") != "failed":
+    keep = paired_completed(records, [trial.cell for trial in trials])  # failed seeds leave every cell
+    for trial, record, kept in zip(trials, records, keep):  # by trial: a reused record may carry another sweep's label
+        if kept:
             by_cell[trial.cell].append(result_of(record))
     if not by_cell[spec.control_cell.label]:
         raise TrialsFailed(failure_line({"failed": failed_trials(records)}))

@@ -411,6 +411,8 @@ def bench_document(record: dict[str, Any], comparison: dict[str, Any] | None = N
             | metric.get("detail", {}),
         })
     return {
+        "kind": "bench",
+        "metric": "ratio",  # every benchmark's stats are ratios or counts in its extra_info.unit
         "machine_info": {**record["machine"], "python_version": record["versions"].get("python")},
         "commit_info": {"id": record.get("commit")},
         "datetime": record["created_at"],

@@ -11,7 +11,8 @@ from superpos_cli.experiments.executor import EventCallback, execute
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.summary import summarize_arms
-from superpos_cli.experiments.trials import TrialSpec, TrialsFailed, completed, failed_trials, failure_line, result_of
+from superpos_cli.experiments.trials import (TrialSpec, TrialsFailed, completed, failed_trials, failure_line,
+                                             paired_completed, result_of)
 from superpos_cli.spec.arms import ArmSpec
 
 # The paper's reported numbers (paper-spec.md §4), shown as a reference row.
@@ -76,11 +77,13 @@ def main_metric(records: list[dict[str, Any]]) -> str:
 
 def compare_document(spec: CompareSpec, records: list[dict[str, Any]]) -> dict[str, Any]:
     """The compare document. Failed trials are listed under ``"failed"`` and left
-    out of the summaries; an arm none of whose trials completed is left out of
-    ``"arms"`` (raises :class:`TrialsFailed` when that is every arm)."""
+    out of the summaries, with their seed in every arm (pairing,
+    :func:`paired_completed`); an arm none of whose trials completed is left out
+    of ``"arms"`` (raises :class:`TrialsFailed` when nothing is left)."""
     by_arm = {arm.name: [] for arm in spec.arms}
-    for record in completed(records):
-        by_arm[record["arm"]].append(result_of(record))
+    for record, keep in zip(records, paired_completed(records, [r["arm"] for r in records])):
+        if keep:
+            by_arm[record["arm"]].append(result_of(record))
     summarized = [arm for arm in spec.arms if by_arm[arm.name]]
     if not summarized:
         raise TrialsFailed(failure_line({"failed": failed_trials(records)}))

@@ -55,6 +55,7 @@ from superpos_cli.fingerprint import code_fingerprint
 # "done" arrives as each result does, in completion order.
 EventCallback = Callable[[str, TrialSpec, dict[str, Any]], None]
 
+EXECUTORS = ("local", "ray")
 TRIAL_THREADS = 1  # torch intra-op threads per trial (module docstring)
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -67,6 +68,8 @@ def execute(
     on_event: EventCallback | None = None,
     jobs: int = 1,
     reuse_stale: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Records of ``trials`` in order, running each one ``store`` cannot answer.
 
@@ -77,9 +80,23 @@ def execute(
     ``"failed"`` record and the sweep goes on. A KeyboardInterrupt cancels what
     has not started, stops the workers and raises :class:`Interrupted`; every
     trial that finished before it is already in the store.
+
+    ``executor="ray"`` runs the missing trials as Ray tasks
+    (:mod:`superpos_cli.experiments.ray_executor`) on the cluster at
+    ``ray_address`` (``"auto"`` or ``"HOST:PORT"``), or, with None, on a local
+    instance of ``jobs`` CPUs (every core when ``jobs`` is 1) started for the
+    run; lookups, store writes and events stay here, as with local workers.
     """
     if jobs < 1:
         raise BadInput(f"jobs must be >= 1, got {jobs}")
+    if executor not in EXECUTORS:
+        raise BadInput(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise BadInput("--ray-address needs --executor ray")
+    if executor == "ray":
+        from superpos_cli.experiments.ray_executor import require_ray
+
+        require_ray()
     records: list[dict[str, Any] | None] = [None] * len(trials)
     keys = [ResultsStore.config_hash(trial.config()) for trial in trials]
     fingerprint = code_fingerprint()["id"]
@@ -108,7 +125,11 @@ def execute(
             on_event("done", trials[i], record)
 
     try:
-        if jobs == 1 or len(pending) <= 1:
+        if executor == "ray" and pending:
+            from superpos_cli.experiments.ray_executor import run_on_ray
+
+            run_on_ray(trials, pending, finish, address=ray_address, jobs=jobs if jobs > 1 else None)
+        elif jobs == 1 or len(pending) <= 1:
             for i in pending:
                 trial = trials[i]
                 if on_event:

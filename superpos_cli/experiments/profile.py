@@ -313,7 +313,8 @@ def run_profile(spec: ProfileSpec, progress: ProgressFn | None = None) -> dict[s
     """The profile document: one list of rows per part asked for, peak memory per
     part, the spec, machine and versions (the JSON contract of ``superpos profile``)."""
     progress = progress or (lambda message: None)
-    doc: dict[str, Any] = {"spec": asdict(spec)}
+    doc: dict[str, Any] = {"kind": "profile", "metric": "seconds and ratios to each part's reference",
+                           "spec": asdict(spec)}
     memory: dict[str, float] = {}
     threads = torch.get_num_threads()
     if spec.threads is not None:

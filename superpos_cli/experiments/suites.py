@@ -179,6 +179,7 @@ def _split(where: str, table: dict[str, Any], schema: str) -> tuple[dict[str, An
                 raise BadInput(f"{where}: key {key!r} must be a list of non-empty strings, got {value!r}")
             own[key] = value
         elif schema in _RUN_OPTIONS and option_named(key) is not None and option_named(key).name == key:
+            _check_typed(where, option_named(key), value)
             run[key] = value
         else:
             allowed = ", ".join(k for k in own_keys)
@@ -188,6 +189,13 @@ def _split(where: str, table: dict[str, Any], schema: str) -> tuple[dict[str, An
         if key not in own:
             raise BadInput(f"{where}: missing key {key!r} ({own_keys[key][1]})")
     return own, run
+
+
+def _check_typed(where: str, option: Any, value: Any) -> None:
+    """A TOML value has its option's type already: ``seeds = "5"`` is an error, not
+    a guess (Option.parse converts text, as flags and arm items are text)."""
+    if option.kind in (int, float, bool) and isinstance(value, str):
+        raise BadInput(f"{where}: {option.fail(f'a string {value!r}')}")
 
 
 def _toml_type(value: Any) -> str:
@@ -244,6 +252,9 @@ def _axes(where: str, axes: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     for name, values in axes.items():
         if not isinstance(values, list):
             raise BadInput(f"{where}: key axes.{name} must be a list of values, got {_toml_type(values)} {values!r}")
+        for value in values:
+            if option_named(name) is not None:
+                _check_typed(f"{where}: axes.{name}", option_named(name), value)
         try:
             option, parsed = parse_axis(name, values)
         except BadInput as err:

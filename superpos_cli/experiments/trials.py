@@ -110,6 +110,21 @@ def completed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("status") != "failed"]
 
 
+def paired_completed(records: list[dict[str, Any]], groups: list[str]) -> list[bool]:
+    """Which records enter a paired summary; ``groups[i]`` is record i's arm or cell.
+
+    A record enters if it completed, its group has a completed record, and every
+    such group completed on its seed: the paired statistics compare arms seed by
+    seed, so a seed on which one arm failed is left out of every arm (and a
+    group with no completed record at all is left out, not allowed to empty
+    every seed).
+    """
+    done = [r.get("status") != "failed" for r in records]
+    live = {g for g, ok in zip(groups, done) if ok}
+    bad_seeds = {r["seed"] for r, g, ok in zip(records, groups, done) if g in live and not ok}
+    return [ok and g in live and r["seed"] not in bad_seeds for r, g, ok in zip(records, groups, done)]
+
+
 def failed_trials(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``{name, arm, seed, key, error}`` of each failed record, in order."""
     return [{"name": r["name"], "arm": r["arm"], "seed": r["seed"], "key": r.get("key"), "error": r.get("error")}

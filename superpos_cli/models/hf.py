@@ -99,7 +99,10 @@ def load_causal_lm(path: str | Path, lora_rank: int = 0) -> HFCausalLM:
     folder = _checkpoint_dir(path)
     transformers = _require("transformers")
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(folder))
+        # An untrusted folder is data: safetensors, or torch.load(weights_only=True) for a
+        # .bin checkpoint, and no code from the folder (said explicitly, not left to defaults).
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), weights_only=True,
+                                                                  trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise BadInput(f"--model {path}: cannot load a causal LM from it ({err})") from None
     model = model.float()

@@ -42,11 +42,13 @@ from superpos_cli.optim.functional import (
     perturbs,
     superpositional_adam,
 )
+from superpos_cli.errors import BadInput
 from superpos_cli.optim.perturbations import PERTURBATIONS, get_perturbation
+from superpos_cli.spec.options import OPTIONS
+from superpos_cli.spec.registry import SCOPES
 
 __all__ = ["SuperpositionalAdam", "SCOPES"]
 
-SCOPES = ("tensors", "coords", "global", "all")
 
 # Below this many coordinates behind compiled kernels, the default path is foreach:
 # a one-off compile (seconds) would cost more than it ever saves on a small model.
@@ -55,14 +57,13 @@ _COMPILE_PAYS_NUMEL = 1 << 20
 _GENERATOR_KEY = "perturb_generator_state"
 
 
-def _check_number(name: str, value: Any, *, low: float, high: Optional[float] = None) -> None:
-    """ValueError naming ``name`` unless low <= value (< high when given)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value
-    if ok and high is not None:
-        ok = value < high
-    if not ok or math.isnan(value):
-        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"Invalid {name}: {value!r} (must be a number {bound})")
+def _check_number(name: str, value: Any, *, option: str) -> None:
+    """ValueError naming ``name`` unless ``value`` passes spec option ``option``'s rule
+    (spec/options.py: the one rule the CLI, arms and suites apply too)."""
+    try:
+        OPTIONS[option].parse(value)
+    except BadInput as err:
+        raise ValueError(f"Invalid {name}: {value!r} ({err})") from None
 
 
 def _check_flag(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -73,17 +74,15 @@ def _check_flag(name: str, value: Any, *, allow_none: bool = False) -> None:
 
 def _validate_group(group: dict) -> None:
     """ValueError naming the first bad hyperparameter of a param group."""
-    _check_number("lr", group["lr"], low=0.0)
-    _check_number("eps", group["eps"], low=0.0)
+    _check_number("lr", group["lr"], option="lr")
+    _check_number("eps", group["eps"], option="eps")
     betas = group["betas"]
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise ValueError(f"Invalid betas: {betas!r} (must be a pair (beta1, beta2))")
-    _check_number("beta parameter at index 0", betas[0], low=0.0, high=1.0)
-    _check_number("beta parameter at index 1", betas[1], low=0.0, high=1.0)
-    _check_number("weight_decay", group["weight_decay"], low=0.0)
-    _check_number("perturb_scale", group["perturb_scale"], low=0.0)
-    if not math.isfinite(group["perturb_scale"]):
-        raise ValueError(f"Invalid perturb_scale: {group['perturb_scale']!r} (must be finite)")
+    _check_number("beta parameter at index 0", betas[0], option="beta1")
+    _check_number("beta parameter at index 1", betas[1], option="beta2")
+    _check_number("weight_decay", group["weight_decay"], option="weight_decay")
+    _check_number("perturb_scale", group["perturb_scale"], option="lambda")
     get_perturbation(group["perturb"])
     for flag in ("eps_inside_sqrt", "perturb_unscaled", "decoupled_weight_decay"):
         _check_flag(flag, group[flag])

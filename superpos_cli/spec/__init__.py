@@ -8,5 +8,7 @@ before torch, scipy or qiskit would have loaded. Modules:
 * registry.py  names of tasks, perturbations, scopes, ... (built-in and plugins)
 * arms.py      optimizer presets and the arm syntax
 * run.py       a set of given values -> checked run settings (task options, arms, train)
-* preflight.py data files, checkpoints, output paths, memory: checked in the parent
+* grid.py      an ablation grid over sweepable options, and its control
+
+File-system checks (data files, outputs, memory) are experiments/preflight.py.
 """

@@ -128,7 +128,7 @@ class Option:
         if self.extra_check is not None:
             problem = self.extra_check(value)
             if problem:
-                raise BadInput(f"{self.name} {shown}: {problem}")
+                raise BadInput(problem if problem.startswith(self.name) else f"{self.name} {shown}: {problem}")
         return value
 
     def _number(self, raw: Any, text: str | None, shown: str) -> int | float:

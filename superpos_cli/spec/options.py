@@ -14,6 +14,33 @@ from superpos_cli.spec import registry as r
 from superpos_cli.spec.option import Option
 
 
+def _problem(check):
+    """An Option.extra_check from a checker that raises BadInput (its message, minus
+    the option's own name, becomes the problem)."""
+    def run(value):
+        from superpos_cli.errors import BadInput
+
+        try:
+            check(value)
+        except BadInput as err:
+            return str(err)
+        return None
+
+    return run
+
+
+def _noise(value):
+    from superpos_cli.quantum.noise_spec import parse_noise
+
+    parse_noise(value)
+
+
+def _device(value):
+    from superpos_cli.quantum.noise_spec import check_device
+
+    check_device(value)
+
+
 def _opts(*options: Option) -> dict[str, Option]:
     return {o.name: o for o in options}
 
@@ -71,6 +98,13 @@ OPTIONS: dict[str, Option] = _opts(
            axis=True),
     Option("readout", str, "Readout of the first n amplitudes: sum of real parts, abs, or probabilities.", "model",
            choices=r.READOUTS, default="real", paper="§2", axis=True),
+    Option("noise", str, "Noise channels inside the circuit: KIND:P[,KIND:P...], kinds depolarizing, "
+           "amplitude-damping, readout (needs --readout prob).", "model", default_text="none", paper="§5.4",
+           axis=True, off="none", extra_check=_problem(_noise)),
+    Option("noise_device", str, "Calibration snapshot of a real IBM device, e.g. fake_brisbane (extra `devices`; "
+           "needs --readout prob).", "model", default_text="none", paper="§5.4", extra_check=_problem(_device)),
+    Option("shots", int, "Estimate every score from N shots instead of its exact value (needs --readout prob).",
+           "model", low=1, default_text="exact", paper="§5.4", axis=True),
     # ------------------------------------------------------------------ optimizer (arm keys)
     Option("lr", float, "Learning rate.", "optimizer", low=0, low_open=True,
            default_text="the task's: 1e-3 textcls, 2e-5 gsm8k", axis=True),

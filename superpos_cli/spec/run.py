@@ -94,6 +94,10 @@ def check(task: str, values: dict[str, Any], where: str = "") -> RunSettings:
                        "not to a --model checkpoint")
     if values.get("lora_rank") and "model" not in values:
         raise BadInput(f"{where}--lora-rank needs --model PATH (LoRA adapts a Hugging Face checkpoint)")
+    noisy = [n for n in ("noise", "noise_device", "shots") if n in values and values[n] not in ("none", "")]
+    if noisy and values.get("readout", OPTIONS["readout"].default) != "prob":
+        raise BadInput(f"{where}{OPTIONS[noisy[0]].flag} needs --readout prob (amplitudes are not observable on a "
+                       f"device), got readout {values.get('readout', OPTIONS['readout'].default)!r}")
     d_model = values.get("d_model", OPTIONS["d_model"].default)
     n_heads = values.get("n_heads", OPTIONS["n_heads"].default)
     if d_model % n_heads:

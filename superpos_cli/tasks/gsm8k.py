@@ -230,14 +230,23 @@ class GSM8KTask:
             model = GPT(replace(self.cfg.model, context=self.cfg.context), self.tokenizer.vocab_size)
         return model.to(self.device)
 
-    def steps_per_epoch(self) -> int:
-        """Batches per epoch (optimizer steps when grad_accum is 1)."""
-        return math.ceil(len(self.train) / self.cfg.batch_size)
+    def steps_per_epoch(self, world: int = 1) -> int:
+        """Batches per epoch (optimizer steps when grad_accum is 1), on each of
+        ``world`` data-parallel ranks."""
+        return math.ceil(len(self.train) / (self.cfg.batch_size * world))
 
-    def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, generator: torch.Generator, rank: int = 0,
+                world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of padded (ids, mask) batches; with ``world`` ranks, rank
+        ``rank``'s shard of each global batch of ``batch_size * world`` examples
+        (engine/distributed.py). A rank the last global batch leaves without an
+        example gets one with no loss token, so it still steps with the others."""
         order = torch.randperm(len(self.train), generator=generator).tolist()
-        for start in range(0, len(order), self.cfg.batch_size):
-            yield _pad([self.train[i] for i in order[start : start + self.cfg.batch_size]], self.tokenizer.pad_id)
+        size = self.cfg.batch_size * world
+        for start in range(0, len(order), size):
+            shard = order[start : start + size][rank::world]
+            ids, mask = _pad([self.train[i] for i in shard or order[start : start + 1]], self.tokenizer.pad_id)
+            yield ids, mask if shard else torch.zeros_like(mask)
 
     def batch_tokens(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         """Loss tokens in ``batch`` (the tokens/s the loop reports)."""
@@ -255,7 +264,8 @@ class GSM8KTask:
         return F.cross_entropy(logits[:, :-1][targets].float(), ids[:, 1:][targets], reduction="none")  # (N,)
 
     def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self._token_losses(model, *batch).mean()
+        losses = self._token_losses(model, *batch)
+        return losses.mean() if len(losses) else losses.sum()  # no loss token (an empty shard): 0, zero gradients
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

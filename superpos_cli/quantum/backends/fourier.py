@@ -480,7 +480,12 @@ class FourierBackend:
     def prepare_many(self, spec: CircuitSpec, angles, *, generator: torch.Generator | None = None) -> list:
         """One batched simulation (one autograd node) for all angle sets where it
         applies (:func:`prepare_group`), else one prepare each."""
-        group = None if spec.noisy else prepare_group(spec, angles)
+        if spec.noisy:
+            from superpos_cli.quantum.backends.density import prepare_noisy_many
+
+            group = prepare_noisy_many(spec, angles)
+        else:
+            group = prepare_group(spec, angles)
         if group is None:
             group = [self._exact(spec, theta, phi) for theta, phi in angles]
         return [self._finish(spec, circuit, generator) for circuit in group]

@@ -1,5 +1,7 @@
 """Checks that need the file system, made in the parent before the first trial.
 
+torch-free (like spec/), so a bad file is one line before torch loads.
+
 Data files are parsed (the same readers the tasks use), checkpoint folders must
 hold a ``config.json``, every output path must be writable (its folder exists and
 accepts a new file), and quantum attention's statevector memory is estimated
@@ -53,14 +55,21 @@ def check_data(run: RunSettings) -> None:
 # Bytes per simulated amplitude of the torch statevector backend (complex64) times
 # the live copies autograd keeps per gate layer (forward state, gate output, grad).
 _STATEVECTOR_BYTES = 8 * 3
+CHUNK_SCORES = 2**22  # models/attention.py: scores per backend call at most
+_LONGEST = {"textcls": 64, "gsm8k": 2048}  # longest sequence: textcls max_len, gsm8k context
 
 
-def statevector_bytes(run: RunSettings, scores_per_chunk: int = 65536) -> int:
+def statevector_bytes(run: RunSettings) -> int:
     """Peak memory of the torch backend's statevector for one chunk of attention
-    scores: chunk * 2**qubits amplitudes per layer kept for backward."""
+    scores: min(chunk, B*H*T*T) scores * 2**qubits amplitudes, kept per layer for
+    backward (an upper bound: T is the task's longest sequence)."""
     qubits = run.values.get("qubits", 4)
     depth = run.values.get("depth", 2)
-    return scores_per_chunk * (2 ** qubits) * _STATEVECTOR_BYTES * (depth + 1)
+    batch = run.values.get("batch_size", 32 if run.task == "textcls" else 1)
+    heads = run.values.get("n_heads", 4)
+    longest = _LONGEST.get(run.task, 64)
+    scores = min(CHUNK_SCORES, batch * heads * longest * longest)
+    return scores * (2 ** qubits) * _STATEVECTOR_BYTES * (depth + 1)
 
 
 def check_memory(run: RunSettings, available: int | None = None) -> None:

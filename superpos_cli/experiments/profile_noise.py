@@ -1,0 +1,98 @@
+"""What noise and shots cost quantum attention, as ratios measured side by side.
+
+``profile_noisy_attention``: forward + backward of :class:`QuantumAttention` at one
+shape, classical (Phi off), noiseless fourier (``real`` and ``prob`` readouts), noisy
+fourier and shot-sampled fourier, the same weights and inputs, interleaved by round;
+each round's ratios are to that round's noiseless ``prob`` sample (the readout the
+noisy circuits must use). ``profile_preparation``: the per-step cost of the fourier
+coefficients (prepare, forward and backward through them, no scores) as qubits grow,
+with and without noise.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Sequence
+
+import torch
+
+from superpos_cli.experiments.timing import interleaved, summary
+from superpos_cli.models.attention import QuantumAttention
+from superpos_cli.quantum import CircuitSpec, get_backend
+
+SEED = 0
+REFERENCE = "fourier prob"
+
+
+def attention_variants(noise: str = "depolarizing:0.01", shots: int = 1024) -> dict[str, dict | None]:
+    """name -> CircuitSpec keyword arguments (None: classical)."""
+    return {
+        "classical": None,
+        "fourier real": dict(readout="real"),
+        REFERENCE: dict(readout="prob"),
+        f"fourier {noise}": dict(readout="prob", noise=noise),
+        f"fourier shots={shots}": dict(readout="prob", shots=shots),
+        f"fourier {noise} shots={shots}": dict(readout="prob", noise=noise, shots=shots),
+    }
+
+
+def profile_noisy_attention(shape: tuple[int, int, int, int] = (32, 4, 64, 16), n_qubits: int = 4, depth: int = 2,
+                            repeats: int = 5, inner: int = 5, noise: str = "depolarizing:0.01",
+                            shots: int = 1024) -> list[dict]:
+    """One row per variant: seconds per forward+backward (median of ``inner`` calls per
+    round) and min/median/max over rounds of its ratio to the noiseless prob path."""
+    B, H, T, d_k = shape
+    torch.manual_seed(SEED)
+    d_model = H * d_k
+    classical = QuantumAttention(d_model, H)
+    modules = {}
+    for name, kwargs in attention_variants(noise, shots).items():
+        circuit = None if kwargs is None else CircuitSpec(n_qubits=n_qubits, depth=depth, **kwargs)
+        modules[name] = QuantumAttention(d_model, H, circuit=circuit, backend="fourier")
+        modules[name].load_state_dict(classical.state_dict(), strict=False)
+    x = torch.randn(B, T, d_model)  # (B, T, D)
+
+    def call(module):
+        def run():
+            for _ in range(inner):
+                module.zero_grad(set_to_none=True)
+                module(x).sum().backward()
+
+        return run
+
+    samples = interleaved({name: call(m) for name, m in modules.items()}, repeats, warmup=1)
+    rows = []
+    for name, times in samples.items():
+        ratios = [t / r for t, r in zip(times, samples[REFERENCE])]
+        rows.append({"part": "attention", "name": f"attention {name}", "shape": {"B": B, "H": H, "T": T, "d_k": d_k},
+                     **summary([t / inner for t in times]),
+                     "ratio_vs_noiseless_prob": {"min": min(ratios), "median": statistics.median(ratios),
+                                                 "max": max(ratios), "samples": ratios}})
+    return rows
+
+
+def profile_preparation(qubits: Sequence[int] = range(2, 9), depth: int = 2, repeats: int = 5,
+                        noise: str = "depolarizing:0.01") -> list[dict]:
+    """Seconds to prepare the coefficients and backpropagate through them, per qubit
+    count, noiseless and noisy (prob readout), interleaved by round."""
+    backend = get_backend("fourier")
+    rows = []
+    for n in qubits:
+        gen = torch.Generator().manual_seed(SEED)
+        theta = ((torch.rand(depth, n, generator=gen) * 2 - 1) * torch.pi).requires_grad_()
+        phi = ((torch.rand(depth, n, generator=gen) * 2 - 1) * torch.pi).requires_grad_()
+        x = torch.randn(64, generator=gen)
+        specs = {"noiseless": CircuitSpec(n, depth, readout="prob"),
+                 noise: CircuitSpec(n, depth, readout="prob", noise=noise)}
+
+        def call(spec):
+            def run():
+                backend.prepare(spec, theta, phi).evaluate(x).sum().backward()
+
+            return run
+
+        samples = interleaved({name: call(spec) for name, spec in specs.items()}, repeats, warmup=1)
+        for name, times in samples.items():
+            rows.append({"part": "preparation", "name": f"prepare {name}", "n_qubits": n, "depth": depth,
+                         **summary(times)})
+    return rows

@@ -1,0 +1,245 @@
+"""Noise and shots as circuit options: parsing, exact parity with Aer's density-matrix
+simulator (NoiseModels built here, independently of superpos' own), gradients, and
+shot statistics against Aer's sampling."""
+
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from superpos_cli.errors import BadInput
+from superpos_cli.quantum import CircuitSpec, evaluate, parse_noise
+from superpos_cli.quantum.backends import fourier
+
+
+@pytest.fixture(autouse=True)
+def eager_fourier(monkeypatch):
+    monkeypatch.setattr(fourier, "COMPILE", False)
+
+
+def _angles(spec, seed, points=5):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (spec.depth, spec.n_qubits)
+    return ((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * torch.pi,
+            (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * torch.pi,
+            torch.randn(points, generator=gen, dtype=torch.float64) * 4)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize("text, parsed", [
+    (None, ()), ("", ()), ("none", ()),
+    ("depolarizing:0.01", (("depolarizing", 0.01),)),
+    (" amplitude-damping : 1e-3 , readout:0.02", (("amplitude-damping", 0.001), ("readout", 0.02))),
+    ("readout:0,depolarizing:1", (("readout", 0.0), ("depolarizing", 1.0))),
+    ((("depolarizing", 0.5),), (("depolarizing", 0.5),)),
+])
+def test_parse_noise(text, parsed):
+    assert parse_noise(text) == parsed
+
+
+@pytest.mark.parametrize("text, match", [
+    ("depolarizing", "not KIND:P"), ("bitflip:0.1", "not one of"), ("depolarizing:x", "not a number"),
+    ("depolarizing:1.5", r"in \[0, 1\]"), ("readout:-0.1", r"in \[0, 1\]"), ("readout:nan", r"in \[0, 1\]"),
+    ("readout:0.1,readout:0.2", "twice"), (0.1, "must be a string"), ("depolarizing:0.1,", "not KIND:P"),
+])
+def test_parse_noise_rejects_with_one_line(text, match):
+    with pytest.raises(BadInput, match=match) as err:
+        parse_noise(text)
+    assert "\n" not in str(err.value)
+
+
+def test_noise_spec_imports_nothing_heavy():
+    code = ("import sys, superpos_cli.quantum.noise_spec as m; m.parse_noise('readout:0.1'); m.device_names();"
+            "import superpos_cli.models.config;"
+            "print(sorted(k for k in ('torch', 'qiskit', 'qiskit_aer', 'qiskit_ibm_runtime') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("kwargs", [dict(noise="depolarizing:0.1"), dict(shots=100), dict(noise_device="fake_x")])
+@pytest.mark.parametrize("readout", ["real", "abs"])
+def test_noise_and_shots_need_the_prob_readout(kwargs, readout):
+    with pytest.raises(BadInput, match="needs readout 'prob'|noise_device") as err:
+        CircuitSpec(2, 1, readout=readout, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("shots", [0, -3, 2.5, True, "100"])
+def test_bad_shots(shots):
+    with pytest.raises(BadInput, match="shots"):
+        CircuitSpec(2, 1, readout="prob", shots=shots)
+
+
+# --------------------------------------------------------------------------- parity with Aer
+
+
+def _reference_noise_model(noise):
+    """The placement the issue states, built here by hand: after every H, Ry, Rz a
+    one-qubit error, after every CNOT a two-qubit one; readout flips each bit."""
+    from qiskit_aer.noise import NoiseModel, ReadoutError, amplitude_damping_error, depolarizing_error
+
+    model = NoiseModel(basis_gates=["h", "ry", "rz", "cx"])
+    readout = None
+    for kind, p in noise:
+        if kind == "depolarizing":
+            model.add_all_qubit_quantum_error(depolarizing_error(p, 1), ["h", "ry", "rz"])
+            model.add_all_qubit_quantum_error(depolarizing_error(p, 2), ["cx"])
+        elif kind == "amplitude-damping":
+            model.add_all_qubit_quantum_error(amplitude_damping_error(p), ["h", "ry", "rz"])
+            model.add_all_qubit_quantum_error(amplitude_damping_error(p).tensor(amplitude_damping_error(p)), ["cx"])
+        else:
+            readout = ReadoutError([[1 - p, p], [p, 1 - p]])
+    return model, readout
+
+
+def _aer_reference(spec, theta, phi, x):
+    """sum_{k<n} of the measured distribution: Aer's exact density matrix, then each
+    qubit's ReadoutError.probabilities (rows: prepared, columns: measured)."""
+    from qiskit import QuantumCircuit
+    from qiskit_aer import AerSimulator
+
+    model, readout = _reference_noise_model(spec.noise)
+    n = spec.n_qubits
+    out = []
+    for value in x.tolist():
+        qc = QuantumCircuit(n)
+        for op in spec.ops():
+            if op.gate == "h":
+                qc.h(op.qubits[0])
+            elif op.gate == "cx":
+                qc.cx(*op.qubits)
+            else:
+                name, layer, q = op.angle
+                angle = float((theta if name == "theta" else phi)[layer, q]) + (value if op.encoded else 0.0)
+                getattr(qc, op.gate)(angle, q)
+        qc.save_density_matrix()
+        rho = np.asarray(AerSimulator(method="density_matrix").run(qc, noise_model=model).result().data()["density_matrix"])
+        probs = np.real(np.diag(rho))  # little-endian: index bit q = qubit q
+        if readout is not None:
+            confusion = np.array([[1.0]])
+            for _ in range(n):
+                confusion = np.kron(readout.probabilities, confusion)  # qubit 0 least significant
+            probs = probs @ confusion
+        out.append(sum(probs[sum(((k >> (n - 1 - q)) & 1) << q for q in range(n))] for k in range(n)))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+KINDS = ["depolarizing:0.03", "amplitude-damping:0.05", "readout:0.04",
+         "depolarizing:0.02,amplitude-damping:0.04,readout:0.03", "amplitude-damping:0.04,depolarizing:0.02"]
+PARITY = [
+    CircuitSpec(n, d, enc, ent, "prob", noise=KINDS[(n + d + i) % len(KINDS)])
+    for n, d in itertools.product(range(1, 6), range(1, 4))
+    for i, (enc, ent) in enumerate([("reupload", "chain"), ("first-layer", "ring")])
+] + [CircuitSpec(3, 2, readout="prob", noise=kind) for kind in KINDS]
+
+
+@pytest.mark.parametrize("seed,spec", list(enumerate(PARITY)), ids=[str(s.n_qubits) + str(s.depth) + s.encoding[0]
+                                                                      + s.entangler[0] + ":" + ",".join(
+                                                                          k for k, _ in s.noise) for s in PARITY])
+def test_noisy_fourier_matches_aer_density_matrix(seed, spec):
+    theta, phi, x = _angles(spec, seed)
+    ref = _aer_reference(spec, theta, phi, x)
+    assert not torch.allclose(ref, evaluate(spec.noiseless, theta, phi, x, "torch"), atol=1e-4)  # noise matters
+    got = evaluate(spec, theta, phi, x, "fourier")
+    torch.testing.assert_close(got, ref, atol=1e-8, rtol=0)
+    torch.testing.assert_close(evaluate(spec, theta, phi, x, "aer"), ref, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("noise", ["depolarizing:0.1", "amplitude-damping:0.2,readout:0.1"])
+def test_noisy_gradients_match_finite_differences(noise):
+    spec = CircuitSpec(2, 2, readout="prob", noise=noise)
+    theta, phi, x = _angles(spec, seed=3)
+    inputs = (theta.requires_grad_(), phi.requires_grad_(), x.requires_grad_())
+    assert torch.autograd.gradcheck(lambda t, p, v: evaluate(spec, t, p, v, "fourier"), inputs)
+
+
+def test_noisy_prepare_many_equals_one_at_a_time():
+    from superpos_cli.quantum import get_backend
+
+    spec = CircuitSpec(3, 2, readout="prob", noise="depolarizing:0.05,amplitude-damping:0.02")
+    backend = get_backend("fourier")
+    angles = [tuple(a.requires_grad_() for a in _angles(spec, seed)[:2]) for seed in range(3)]
+    x = _angles(spec, 9, points=50)[2]
+    together = sum(c.evaluate(x).square().sum() for c in backend.prepare_many(spec, angles))
+    grads = torch.autograd.grad(together, [a for pair in angles for a in pair])
+    alone = sum(backend.prepare(spec, t, p).evaluate(x).square().sum() for t, p in angles)
+    ref = torch.autograd.grad(alone, [a for pair in angles for a in pair])
+    torch.testing.assert_close(together, alone, atol=1e-12, rtol=0)
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+# --------------------------------------------------------------------------- shots
+
+
+def _aer_shot_estimates(spec, theta, phi, value, repeats, seed):
+    """``repeats`` shot estimates of the readout at one input, from Aer's sampler."""
+    from superpos_cli.quantum import prepare
+
+    circuit = prepare(spec, theta, phi, "aer", seed=seed)
+    return circuit.evaluate(torch.full((repeats,), value, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shots", [100, 1024])
+def test_shot_estimates_are_distributed_as_aers(shots):
+    from scipy import stats
+
+    spec = CircuitSpec(3, 2, readout="prob", noise="depolarizing:0.05,readout:0.02", shots=shots)
+    theta, phi, x = _angles(spec, seed=4)
+    value, repeats = float(x[0]), 400
+    exact = float(evaluate(CircuitSpec(3, 2, readout="prob", noise=spec.noise), theta, phi, x[:1], "fourier")[0])
+    ours = evaluate(spec, theta, phi, torch.full((repeats,), value, dtype=torch.float64), "fourier", seed=5)
+    aer = _aer_shot_estimates(spec, theta, phi, value, repeats, seed=6)
+    # Binomial(shots, P) / shots: mean P, variance P (1 - P) / shots, on the 1/shots grid.
+    for sample in (ours, aer):
+        assert torch.allclose(sample * shots, (sample * shots).round(), atol=1e-9)
+        assert abs(sample.mean().item() - exact) < 5 * (exact * (1 - exact) / shots / repeats) ** 0.5
+        chi2 = sample.var().item() * (repeats - 1) / (exact * (1 - exact) / shots)
+        assert stats.chi2.ppf(1e-4, repeats - 1) < chi2 < stats.chi2.ppf(1 - 1e-4, repeats - 1)
+    assert stats.ks_2samp(ours.numpy(), aer.numpy()).pvalue > 1e-3
+    # The same test tells the noiseless circuit's shots apart from the noisy ones.
+    noiseless = evaluate(CircuitSpec(3, 2, readout="prob", shots=shots), theta, phi,
+                         torch.full((repeats,), value, dtype=torch.float64), "fourier", seed=7)
+    assert stats.ks_2samp(noiseless.numpy(), aer.numpy()).pvalue < 1e-3
+
+
+def test_shots_are_seeded_and_pass_the_gradient_straight_through():
+    spec = CircuitSpec(2, 2, readout="prob", noise="depolarizing:0.05", shots=256)
+    theta, phi, x = _angles(spec, seed=8, points=64)
+    a = evaluate(spec, theta, phi, x, "fourier", seed=1)
+    assert torch.equal(a, evaluate(spec, theta, phi, x, "fourier", seed=1))
+    assert not torch.equal(a, evaluate(spec, theta, phi, x, "fourier", seed=2))
+    grads = []
+    for s, seed in ((spec, 1), (CircuitSpec(2, 2, readout="prob", noise="depolarizing:0.05"), None)):
+        t, p, v = theta.clone().requires_grad_(), phi.clone().requires_grad_(), x.clone().requires_grad_()
+        evaluate(s, t, p, v, "fourier", seed=seed).sum().backward()
+        grads.append(torch.cat([t.grad.ravel(), p.grad.ravel(), v.grad]))
+    torch.testing.assert_close(grads[0], grads[1], atol=0, rtol=0)
+
+
+# --------------------------------------------------------------------------- the model option
+
+
+def test_noise_reaches_the_textcls_model_and_trains():
+    from superpos_cli.models.attention import QuantumAttention
+    from superpos_cli.tasks import build_task
+
+    task = build_task("textcls", 0, {"readout": "prob", "noise": "depolarizing:0.01", "shots": 128,
+                                     "n_train": 64, "n_val": 32})
+    model = task.build_model()
+    layers = [m for m in model.modules() if isinstance(m, QuantumAttention)]
+    assert layers and all(m.circuit.noise == (("depolarizing", 0.01),) and m.circuit.shots == 128 for m in layers)
+
+
+@pytest.mark.parametrize("options", [{"noise": "depolarizing:0.01"}, {"shots": 10}, {"noise": "warp:0.1"},
+                                     {"readout": "prob", "noise": "depolarizing:0.01", "backend": "torch"}])
+def test_bad_noise_options_fail_before_any_work(options):
+    from superpos_cli.tasks import build_task
+
+    with pytest.raises(BadInput):
+        build_task("textcls", 0, options).build_model()
