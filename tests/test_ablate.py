@@ -10,20 +10,30 @@ from typer.testing import CliRunner
 
 from superpos_cli.cli.app import app
 from superpos_cli.engine import stats
-from superpos_cli.engine.loop import EpochRecord, EvalPoint, RunResult, TrainConfig
+from superpos_cli.engine.loop import EpochRecord, EvalPoint, RunResult
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.ablate import AblateSpec, ablate_document, parse_axis, run_ablate
+from superpos_cli.experiments.ablate import AblateSpec, ablate_document, run_ablate
 from superpos_cli.experiments.store import ResultsStore
+from superpos_cli.spec.grid import Grid, parse_axis
+from superpos_cli.spec.run import check
 
-TINY = {"n_train": 64, "n_val": 64, "kind": "classical"}
-TINY_TRAIN = TrainConfig(max_epochs=1, evals_per_epoch=2)
+TINY = {"n_train": 64, "n_val": 64, "attention": "classical"}
+TINY_TRAIN = {"max_epochs": 1, "evals_per_epoch": 2}
 TINY_FLAGS = ["--task", "textcls", "--seeds", "2", "--max-epochs", "1", "--evals-per-epoch", "2"]
 
 
-def _spec(axes: dict, control: str | None = None, seeds=(0, 1), base="sgd", task_options=None,
-          train: TrainConfig = TINY_TRAIN) -> AblateSpec:
-    return AblateSpec(task="textcls", task_options=dict(task_options or {}), base=base, axes=axes,
-                      seeds=list(seeds), train=train, control=control)
+@pytest.fixture(autouse=True)
+def _private_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SUPERPOS_STORE", raising=False)
+
+
+def _spec(axes: dict, control: str | None = None, seeds=(0, 1), base="sgd", values=None,
+          train: dict = TINY_TRAIN) -> AblateSpec:
+    """An ablation from option names and values, as the CLI and suites give them."""
+    run = check("textcls", {**train, **(values or {})})
+    typed = dict(parse_axis(name, list(v)) for name, v in axes.items())
+    return AblateSpec(grid=Grid(base, {o.name: v for o, v in typed.items()}, control, run), seeds=list(seeds))
 
 
 # --------------------------------------------------------------------------- grid and control
@@ -35,7 +45,7 @@ def test_two_by_two_grid_separates_optimizer_and_attention():
                                              "perturb=none,attention=quantum", "perturb=none,attention=classical"]
     cell = spec.cells[2]
     assert cell.arm.name == "sgd:perturb=none" and cell.arm.options["perturb"] == "none"
-    assert cell.task_options == {"kind": "quantum"}  # model axes go to the task, optimizer axes to the arm
+    assert cell.run.task_options() == {"kind": "quantum"}  # model axes go to the task, optimizer axes to the arm
     assert spec.control_cell.label == "perturb=none,attention=classical"  # both effects off
     trials = spec.trials()
     assert len(trials) == 4 * 2
@@ -75,36 +85,39 @@ def test_bad_control(axes, control, message):
 
 @pytest.mark.parametrize("name, raw, message", [
     ("lambda", "0,,0.5", "empty value"),
-    ("lambda", "0,abc", "not a number"),
+    ("lambda", "0,abc", "lambda must be a number >= 0, got 'abc'"),
     ("lambda", "-1", ">= 0"),
-    ("perturb", "sin,tan", "not one of"),
-    ("scope", "tensors,everything", "not one of"),
-    ("qubits", "2,2.5", "not an integer"),
+    ("perturb", "sin,tan", "perturb must be one of sin, cos"),
+    ("scope", "tensors,everything", "scope must be one of tensors"),
+    ("qubits", "2,2.5", "qubits must be an integer in [1, 24], got '2.5'"),
+    ("attention", "quantum,none", "attention must be one of quantum, classical"),
+    ("grad_accum", "1,0", "grad_accum must be an integer >= 1"),
     ("depth", "1,1", "twice"),
 ])
 def test_bad_axis_values(name, raw, message):
-    with pytest.raises(BadInput, match=message):
+    with pytest.raises(BadInput) as err:
         parse_axis(name, raw)
+    assert message in str(err.value)
 
 
 # --------------------------------------------------------------------------- statistics
 
 
-def _run(e2t: float | None, epoch_s: float = 1.0) -> dict:
+def _run(e2t: float | None, seed: int, epoch_s: float = 1.0) -> dict:
     """A RunResult record whose only interesting number is epochs-to-target."""
     evals = [EvalPoint(1.0, 10, 0.5, {"val_accuracy": 0.95 if e2t else 0.6})]
     epochs = [EpochRecord(1, 0.5, epoch_s, {"val_accuracy": 0.95 if e2t else 0.6})]
     result = RunResult(evals, epochs, "val_accuracy", 0.9, e2t, 10)
-    return {"result": result.to_dict(), "key": None, "wall_s": 1.0}
+    return {"result": result.to_dict(), "key": None, "wall_s": 1.0, "seed": seed}
 
 
 def _document(e2t_by_cell: list[list[float | None]]):
     lambdas = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7][: len(e2t_by_cell)]
     seeds = list(range(len(e2t_by_cell[0])))
-    spec = _spec({"lambda": lambdas}, seeds=seeds, train=TrainConfig(max_epochs=15))
+    spec = _spec({"lambda": lambdas}, seeds=seeds, train={"max_epochs": 15})
     trials = spec.trials()
     index = {cell.label: i for i, cell in enumerate(spec.cells)}
-    records = [_run(e2t_by_cell[index[t.cell]][t.seed]) for t in trials]
+    records = [_run(e2t_by_cell[index[t.cell]][t.seed], t.seed) for t in trials]
     return ablate_document(spec, trials, records)
 
 
@@ -134,7 +147,7 @@ def test_holm_applied_across_cells_and_best_needs_it():
 
 
 def test_run_then_rerun_executes_nothing(tmp_path):
-    spec = _spec({"lambda": [0, 0.5]}, task_options=TINY)
+    spec = _spec({"lambda": [0, 0.5]}, values=TINY)
     kinds: Counter = Counter()
     with ResultsStore(tmp_path / "r.db") as store:
         first = run_ablate(spec, store=store)
@@ -162,11 +175,11 @@ def test_cli_json_plot_and_store(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--lambda", "0,,1"], "empty value"),
-    (["--lambda", "0,big"], "not a number"),
+    (["--lambda", "0,big"], "lambda must be a number >= 0, got 'big'"),
     (["--perturb", "sin,tan"], "perturb"),
     (["--scope", "somewhere"], "scope"),
     (["--lambda", "0,1", "--control", "lambda=2"], "names no cell"),
-    (["--lambda", "0,1", "--seeds", "0"], "seeds must be >= 1"),
+    (["--lambda", "0,1", "--seeds", "0"], "seeds must be an integer >= 1, got '0'"),
     (["--lambda", "0,1", "--jobs", "0"], "jobs must be >= 1"),
     ([], "at least one axis"),
     (["--suite", "no-such-suite"], "unknown suite"),
@@ -179,21 +192,25 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 
 
 def test_cli_interrupt_exits_130_saying_what_was_saved(monkeypatch, tmp_path):
-    def interrupted(spec, store, fresh, on_event, jobs):
-        on_event("done", spec.trials()[0], {})
-        raise KeyboardInterrupt
+    from superpos_cli.experiments.interrupt import Interrupted
 
-    monkeypatch.setattr("superpos_cli.cli.ablate.run_ablate", interrupted)
-    result = CliRunner().invoke(app, ["ablate", "--lambda", "0,1", "--store", str(tmp_path / "r.db")])
+    db = tmp_path / "r.db"
+
+    def interrupted(spec, store, fresh, on_event, jobs, **kwargs):
+        raise Interrupted(1, len(spec.trials()), str(db))  # what execute raises after one stored trial
+
+    monkeypatch.setattr("superpos_cli.experiments.ablate.run_ablate", interrupted)
+    result = CliRunner().invoke(app, ["ablate", "--lambda", "0,1", "--store", str(db)])
     assert result.exit_code == 130
-    assert "1 new trial saved" in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"interrupted: 1 of 10 trials completed, stored in {db}; rerun the same command to run the other 9"]
 
 
 def test_cli_runs_an_ablate_suite_with_flags_overriding(tmp_path):
     suites = tmp_path / "suites.toml"
     suites.write_text('[suites.tiny]\nkind = "ablate"\ntask = "textcls"\nseeds = 3\naxes = { lambda = [0, 0.5] }\n'
                       'control = "lambda=0.5"\nmax_epochs = 1\nevals_per_epoch = 2\n'
-                      'task_options = { attention = "classical", n_train = 64, n_val = 64 }\n'
+                      'attention = "classical"\nn_train = 64\nn_val = 64\n'
                       '[suites.other]\nkind = "bench"\nmetrics = ["attention"]\n')
     base = ["ablate", "--suites-file", str(suites), "--store", str(tmp_path / "r.db")]
     result = CliRunner().invoke(app, [*base, "--suite", "tiny", "--seeds", "1", "--json"])

@@ -148,3 +148,39 @@ def test_prepare_attention_ignores_stale_angles():
     y = layers[0](x)
     layers[0]._prepared = None
     torch.testing.assert_close(y, layers[0](x), rtol=0, atol=0)
+
+
+def test_noisy_layers_batch_exactly_and_shots_follow_the_seed():
+    from superpos_cli.models.attention import prepare_attention
+
+    spec = CircuitSpec(n_qubits=2, depth=2, readout="prob", noise="depolarizing:0.05,amplitude-damping:0.02")
+    torch.manual_seed(0)
+    layers = [QuantumAttention(D, H, circuit=spec).double() for _ in range(2)]
+    x = torch.randn(B, T, D, dtype=torch.float64)
+
+    def run(grouped):
+        for layer in layers:
+            layer.zero_grad()
+        if grouped:
+            prepare_attention(layers)
+        y = layers[1](layers[0](x))
+        y.square().sum().backward()
+        return y.detach(), [p.grad.clone() for layer in layers for p in (layer.theta, layer.phi)]
+
+    (y_ref, g_ref), (y, g) = run(False), run(True)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+    sampled = CircuitSpec(n_qubits=2, depth=2, readout="prob", shots=64)
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        outputs.append(QuantumAttention(D, H, circuit=sampled).double()(x))
+    assert torch.equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("backend", ["torch", "qiskit"])
+def test_noise_needs_a_backend_that_simulates_it(backend):
+    with pytest.raises(BadInput):
+        QuantumAttention(D, H, circuit=CircuitSpec(2, 1, readout="prob", noise="depolarizing:0.1"), backend=backend)

@@ -243,3 +243,86 @@ def test_bad_noise_options_fail_before_any_work(options):
 
     with pytest.raises(BadInput):
         build_task("textcls", 0, options).build_model()
+
+
+@pytest.mark.parametrize("shots", [100, 1024, 20])
+@pytest.mark.parametrize("p", [0.002, 0.03, 0.3, 0.5, 0.97])
+def test_shot_counts_follow_the_binomial(shots, p):
+    """Chi-square of 20,000 counts against scipy's Binomial(shots, p) pmf, bins merged
+    to expected counts >= 20: the normal approximation used above N min(P, 1-P) = 10
+    must be indistinguishable from exact sampling."""
+    from scipy import stats
+
+    from superpos_cli.quantum.backends.shots import sample_counts
+
+    draws = 20_000
+    gen = torch.Generator().manual_seed(int(p * 1000) + shots)
+    counts = sample_counts(torch.full((draws,), p, dtype=torch.float64), shots, gen).numpy()
+    assert np.allclose(counts, counts.round()) and counts.min() >= 0 and counts.max() <= shots
+    expected = stats.binom.pmf(np.arange(shots + 1), shots, p) * draws
+    observed = np.bincount(counts.astype(int), minlength=shots + 1).astype(float)
+    bins_e, bins_o, acc_e, acc_o = [], [], 0.0, 0.0
+    for e, o in zip(expected, observed):
+        acc_e, acc_o = acc_e + e, acc_o + o
+        if acc_e >= 20:
+            bins_e.append(acc_e), bins_o.append(acc_o)
+            acc_e = acc_o = 0.0
+    bins_e[-1] += acc_e
+    bins_o[-1] += acc_o
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(bins_o, bins_e))
+    assert stats.chi2.sf(chi2, len(bins_e) - 1) > 1e-4
+
+
+# --------------------------------------------------------------------------- device snapshots
+
+
+@pytest.mark.parametrize("entangler", ["chain", "ring"])
+def test_device_snapshot_matches_aer_with_the_backends_noise_model(entangler):
+    pytest.importorskip("qiskit_ibm_runtime")
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel
+    from qiskit_aer.noise.device.models import basic_device_readout_errors
+
+    from superpos_cli.quantum.backends.devices import chain_layout, load_device
+    from superpos_cli.quantum.backends.noise_models import aer_noise
+
+    spec = CircuitSpec(3, 2, entangler=entangler, readout="prob", noise_device="fake_manila")
+    backend = load_device("fake_manila")
+    assert chain_layout(backend, 3) == [0, 1, 2]
+    theta, phi, x = _angles(spec, seed=11, points=4)
+    program = aer_noise(spec, theta, phi)  # the same transpiled program, the model built independently
+    model = NoiseModel.from_backend(backend)
+    readout = {tuple(q): e.probabilities for q, e in basic_device_readout_errors(None, target=backend.target)}
+    ref = []
+    for value in x.tolist():
+        qc = program.circuit.assign_parameters({program.x: value})
+        qc.save_density_matrix(qubits=program.layout)
+        rho = np.asarray(AerSimulator(method="density_matrix").run(qc, noise_model=model).result()
+                         .data()["density_matrix"])
+        probs = np.real(np.diag(rho))  # little-endian over superpos qubits 0, 1, 2
+        confusion = np.array([[1.0]])
+        for physical in program.layout:
+            confusion = np.kron(readout[(physical,)], confusion)
+        probs = probs @ confusion
+        ref.append(sum(probs[sum(((k >> (2 - q)) & 1) << q for q in range(3))] for k in range(3)))
+    ref = torch.tensor(ref, dtype=torch.float64)
+    torch.testing.assert_close(evaluate(spec, theta, phi, x, "fourier"), ref, atol=1e-8, rtol=0)
+    assert not torch.allclose(ref, evaluate(spec.noiseless, theta, phi, x, "torch"), atol=1e-3)
+
+
+def test_device_gradients_match_finite_differences():
+    pytest.importorskip("qiskit_ibm_runtime")
+    spec = CircuitSpec(2, 1, readout="prob", noise_device="fake_manila")
+    theta, phi, x = _angles(spec, seed=12, points=3)
+    inputs = (theta.requires_grad_(), phi.requires_grad_(), x.requires_grad_())
+    assert torch.autograd.gradcheck(lambda t, p, v: evaluate(spec, t, p, v, "fourier"), inputs)
+
+
+def test_unknown_device_names_what_is_allowed():
+    from superpos_cli.quantum.noise_spec import device_names
+
+    with pytest.raises(BadInput, match="noise_device 'fake_nowhere'") as err:
+        CircuitSpec(2, 1, readout="prob", noise_device="fake_nowhere")
+    assert "\n" not in str(err.value)
+    if device_names():
+        assert "fake_manila" in device_names() and "e.g." in str(err.value)

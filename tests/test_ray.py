@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import sys
 import time
 from collections import Counter
@@ -166,3 +167,14 @@ def test_interrupt_cancels_the_rest_and_keeps_what_finished(ray_instance, tmp_pa
             execute(_trials(), store=store, on_event=Events(stop_at_done=1), executor="ray")
         assert (caught.value.completed, caught.value.total) == (1, 4)
         assert len(store.list()) == 1
+
+
+@needs_ray
+def test_an_address_where_nothing_listens_is_bad_input():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    with pytest.raises(BadInput, match=f"ray-address '127.0.0.1:{port}': nothing answers there"):
+        execute(_trials()[:1], executor="ray", ray_address=f"127.0.0.1:{port}")
+    with pytest.raises(BadInput, match="nothing answers there"):
+        execute(_trials()[:1], executor="ray", ray_address="no-port")

@@ -98,3 +98,18 @@ def test_epoch_table_shows_the_ratio_and_the_scope_share():
     assert "scope: 4.5% of coordinates" in text and "Q/Adam step" in text and "0.00032" in text
     old = {"epochs": [{"epoch": 1, "train_loss": 0.5, "train_time_s": 1.0, "metrics": {}}]}  # stored before telemetry
     assert "scope:" not in _text(epoch_table(old, "t"))
+
+
+def test_power_lines_for_a_loss_a_note_and_an_ablation():
+    from superpos_cli.cli.render import _power_range, power_line
+
+    p = {"metric": "mean_train_loss", "note": None, "n_seeds": 3, "target_power": 0.8, "alpha": 0.05,
+         "max_seeds": 32, "detectable_ratio": 0.987, "false_positive_rate": 0.11, "paper_ratio": 0.959,
+         "seeds_for_paper_ratio": None, "log_sd": 0.006,
+         "mann_whitney": {"detectable_ratio": None, "seeds_for_paper_ratio": 4}}
+    line = power_line("sgd", "adamw", p)
+    assert "3 seeds detect loss ratio <= 0.987" in line and "needs > 32 seeds (Mann-Whitney 4)" in line
+    assert "Mann-Whitney none" in line and "false positives 11%" in line
+    assert power_line("sgd", "adam", {**p, "note": "not estimable: x"}) == "power sgd vs adam: not estimable: x"
+    text = _power_range([p, {**p, "detectable_ratio": 0.95, "seeds_for_paper_ratio": 6}], 3)
+    assert "loss ratio <= 0.95..0.987" in text and "needs 6..6 seeds (> 32 for some)" in text

@@ -7,7 +7,7 @@ import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.tasks import build_task
-from superpos_cli.tasks.textcls import NEGATIVE, NEGATOR, POSITIVE, TextClsConfig, synthetic_examples
+from superpos_cli.tasks.textcls import NEGATIVE, NEGATOR, POSITIVE, TextClsConfig, length_chunks, synthetic_examples
 from superpos_cli.tasks.tokenizer import WordTokenizer
 
 
@@ -104,3 +104,30 @@ def test_model_is_the_papers_and_attention_pluggable():
 def test_unknown_task_option_is_bad_input():
     with pytest.raises(BadInput, match="textcls"):
         build_task("textcls", 0, {"n_trian": 10})
+
+
+def test_length_chunks_cover_every_row_once_trimmed_to_its_longest():
+    ids = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0], [1, 2, 3, 4], [8, 9, 0, 0], [3, 0, 0, 0]])
+    chunks, order = length_chunks(ids, 2)
+    assert order.tolist() == [1, 4, 0, 3, 2]  # by length, ties in row order
+    assert [tuple(c.shape) for c in chunks] == [(2, 1), (2, 2), (1, 4)]
+    restored = torch.zeros_like(ids)
+    for chunk, idx in zip(chunks, order.split(2)):
+        restored[idx, : chunk.shape[1]] = chunk
+    assert torch.equal(restored, ids)
+
+
+@pytest.mark.parametrize("kind", ["quantum", "classical"])
+def test_evaluation_in_length_chunks_equals_one_padded_pass(kind):
+    """Reference: the whole validation set in one forward pass at full padding."""
+    task = build_task("textcls", 3, {"kind": kind, "n_val": 300})
+    torch.manual_seed(0)
+    model = task.build_model().eval()
+    with torch.no_grad():
+        for p in model.parameters():  # away from initialisation, so logits spread
+            p.add_(torch.randn_like(p) * 0.3)
+        logits = model(task.val_ids)  # (M, C)
+    got = task.evaluate(model)
+    assert len(task._val_chunks) > 1 and max(c.shape[1] for c in task._val_chunks) == task.val_ids.shape[1]
+    assert got["val_accuracy"] == pytest.approx(float(logits.argmax(1).eq(task.val_labels).float().mean()), abs=0)
+    assert got["val_loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, task.val_labels)), rel=1e-5)

@@ -51,7 +51,10 @@ def ablate(
             control_text = found.control  # the suite's control may name axes the flags replaced
         axes = {**found.axes, **axes}
     else:
-        run = check(values.pop("task", "textcls"), values)
+        # A one-value task/model/training axis holds in every cell, so the base's rules
+        # between options see it (--noise-device with --readout prob, a one-value axis).
+        fixed = {n: v[0] for n, v in axes.items() if len(v) == 1 and axis_option_or_none(n).group != "optimizer"}
+        run = check(values.pop("task", "textcls"), {**values, **fixed})
     grid = Grid(base or "sgd", axes, control_text, run)
     store_file = prepare_outputs(out=out, plot=plot, store=store, no_store=no_store)
     for cell in grid.cells:

@@ -120,12 +120,12 @@ def history(
     json_: o.Json = False,
 ) -> None:
     """A bench metric over the stored runs (oldest first), with each run's commit."""
-    from superpos_cli.experiments.bench import history_plot
-    from superpos_cli.experiments.store import ResultsStore
-
     store = o.store_path(store, False)
     if not store.exists():
         raise BadInput(f"results store {str(store)!r} does not exist; run `superpos bench` first")
+    from superpos_cli.experiments.bench import history_plot
+    from superpos_cli.experiments.store import ResultsStore
+
     with ResultsStore(store) as results:
         rows = results.bench_history(metric)
     if not rows:

@@ -17,6 +17,12 @@ def circuit(
     qasm: Annotated[bool, typer.Option("--qasm", help="Print OpenQASM 3 instead of a drawing.")] = False,
 ) -> None:
     """Show the circuit C(x) with its parameters theta, phi and input x."""
+    from superpos_cli.spec.options import OPTIONS
+
+    # The spec's rules, before qiskit loads (seconds): a bad name is one fast line.
+    for name, value in (("qubits", qubits), ("depth", depth), ("encoding", encoding), ("entangler", entangler),
+                        ("readout", readout)):
+        OPTIONS[name].parse(str(value))
     from qiskit import qasm3
 
     from superpos_cli.quantum.backends.qiskit_backend import QiskitCircuit

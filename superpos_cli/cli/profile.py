@@ -65,6 +65,9 @@ def profile(
     out: o.Out = None,
 ) -> None:
     """Where the time goes: circuits/s, attention, optimizer step and epoch overhead, each vs a reference."""
+    from superpos_cli.cli.prepare import prepare_outputs
+
+    prepare_outputs(out=out)  # before the minutes of timing, not after
     from superpos_cli.experiments.profile import ProfileSpec, parse_int_list, parse_parts, quick_spec, run_profile
 
     selected = parse_parts(parts)

@@ -175,7 +175,7 @@ def power_line(name: str, reference: str, p: dict[str, Any]) -> str:
         return "none" if r is None else f"<= {r:.3g}"
 
     def needs(n: int | None) -> str:
-        return "> 32" if n is None else str(n)
+        return f"> {p.get('max_seeds', 32)}" if n is None else str(n)
 
     mw = p["mann_whitney"]
     return (f"power {name} vs {reference} ({p['target_power']:.0%}, simulated): {p['n_seeds']} seeds detect {what} "
@@ -248,9 +248,12 @@ def ablate_table(doc: dict[str, Any]) -> Table:
     alpha = doc.get("alpha", 0.05)
     table.caption = (f"best: {doc['best']} (ratio CI excludes 1 and Holm p <= {alpha:g})" if doc["best"]
                      else f"no cell beats the control beyond doubt (ratio CI excluding 1 and Holm p <= {alpha:g})")
-    powers = [cell["power"] for cell in doc["cells"] if cell.get("power") and not cell["power"]["note"]]
+    records = [cell["power"] for cell in doc["cells"] if cell.get("power")]
+    powers = [p for p in records if not p["note"]]
     if powers:
         table.caption += "\n" + _power_range(powers, len(doc["seeds"]))
+    elif records:
+        table.caption += f"\npower: {records[0]['note']}"
     return table
 
 
@@ -262,6 +265,7 @@ def _power_range(powers: list[dict[str, Any]], seeds: int) -> str:
     needs = [p["seeds_for_paper_ratio"] for p in powers]
     detect = f"{what} <= {min(ratios):.3g}..{max(ratios):.3g}" if ratios else "nothing down to 0.05"
     known = [n for n in needs if n is not None]
-    seeds_text = (f"{min(known)}..{max(known)} seeds" if known else "") + (" (> 32 for some)" if None in needs else "")
+    most = f"> {powers[0].get('max_seeds', 32)}"
+    seeds_text = (f"{min(known)}..{max(known)} seeds" if known else "") + (f" ({most} for some)" if None in needs else "")
     return (f"power at {powers[0]['target_power']:.0%} (simulated, bootstrap verdict): {seeds} seeds detect {detect} "
-            f"across cells; the paper's effect ({powers[0]['paper_ratio']:.3g}) needs {seeds_text.strip() or '> 32 seeds'}")
+            f"across cells; the paper's effect ({powers[0]['paper_ratio']:.3g}) needs {seeds_text.strip() or most + ' seeds'}")

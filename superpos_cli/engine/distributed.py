@@ -149,4 +149,4 @@ def share_loss(loss: torch.Tensor, tokens: int, ddp: Distributed | None) -> tupl
     dist.all_reduce(sums)  # (2,): tokens over ranks, token-weighted loss over ranks
     total, weighted = float(sums[0]), float(sums[1])
     # Every global batch holds at least one loss token (a task drops examples without one).
-    return loss, weighted / total, int(total)
+    return loss * (ddp.world * tokens / total), weighted / total, int(total)

@@ -143,7 +143,7 @@ def _bootstrap_declares(m: np.ndarray, b: np.ndarray, *, confidence: float, n_re
     each distinct multiset is computed once and weighted by how often it was drawn
     (10 multisets instead of 2000 resamples at 3 seeds)."""
     n_sims, n = m.shape
-    idx = stats._bootstrap_indices(n, n_resamples, seed)  # (B, n), the tool's draw
+    idx = stats.bootstrap_indices(n, n_resamples, seed)  # (B, n), the tool's draw
     multisets, counts = np.unique(np.sort(idx, axis=1), axis=0, return_counts=True)  # (U, n), (U,)
     seed_counts = (multisets[:, :, None] == np.arange(n)).sum(axis=1).astype(np.int32)  # (U, n)
     alpha = (1.0 - confidence) / 2.0
@@ -153,7 +153,7 @@ def _bootstrap_declares(m: np.ndarray, b: np.ndarray, *, confidence: float, n_re
     chunk = max(1, _CHUNK // (len(multisets) * n))
     for start in range(0, n_sims, chunk):
         sl = slice(start, start + chunk)
-        theta = stats._ratio(_medians(m[sl], seed_counts), _medians(b[sl], seed_counts))  # (s, U)
+        theta = stats.censored_ratio(_medians(m[sl], seed_counts), _medians(b[sl], seed_counts))  # (s, U)
         low[sl] = _weighted_order_statistic(theta, counts, lo_rank)
         high[sl] = _weighted_order_statistic(theta, counts, hi_rank)
     declared = high < 1.0
@@ -164,8 +164,9 @@ def _bootstrap_declares(m: np.ndarray, b: np.ndarray, *, confidence: float, n_re
 
 def _mann_whitney_declares(m: np.ndarray, b: np.ndarray, *, alpha: float) -> np.ndarray:
     """Per simulated run: :func:`stats.mann_whitney` p <= alpha and the method's
-    median lower. Runs with and without ties (misses) go to scipy separately, so
-    each batch gets the method (exact / asymptotic) a single call would get."""
+    median lower. Runs without misses (continuous draws, no ties) go to scipy in one
+    batch, which picks the method (exact / asymptotic) a single call would; runs
+    with misses (ties at +inf) go through the tool's function one by one."""
     p = np.ones(m.shape[0])
     ties = ~np.isfinite(m).all(axis=1) | ~np.isfinite(b).all(axis=1)  # continuous draws tie only at +inf
     clean = np.flatnonzero(~ties)
@@ -299,7 +300,7 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
 
     ``method`` / ``baseline`` are per-seed values (None: a miss or a diverged run);
     ``paper_ratio`` is the effect to size seeds for (e.g. 4.6 / 7.4 epochs).
-    Returns ``{"method", "target_power", "alpha", "n_seeds", "log_center",
+    Returns ``{"method", "test", "target_power", "alpha", "n_seeds", "max_seeds", "log_center",
     "log_sd", "paper_ratio", "detectable_ratio", "power_at_paper_ratio",
     "seeds_for_paper_ratio", "false_positive_rate", "mann_whitney": {the same
     four for that test}, "note"}``. ``false_positive_rate`` is the share of
@@ -315,7 +316,7 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
     out: dict = {
         "method": f"simulation: lognormal seeds with the observed spread, {n_sims} runs per point",
         "test": "paired bootstrap CI of the ratio of medians wholly below 1 (the verdict)",
-        "target_power": target_power, "alpha": round(1.0 - confidence, 10), "n_seeds": n,
+        "target_power": target_power, "alpha": round(1.0 - confidence, 10), "n_seeds": n, "max_seeds": max_seeds,
         "log_center": None, "log_sd": None, "paper_ratio": paper_ratio,
         "detectable_ratio": None, "power_at_paper_ratio": None, "seeds_for_paper_ratio": None,
         "false_positive_rate": None,
@@ -325,7 +326,7 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
     }
     fit = fit_spread(method, baseline)
     if fit is None:
-        out["note"] = "spread not estimable: needs a reference seed with a value and an arm with two"
+        out["note"] = _no_spread(method, baseline)
         return out
     center, sd = fit
     out.update(log_center=center, log_sd=sd)
@@ -344,3 +345,14 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
     if n < 2:
         out["note"] = "one seed: no test, so no power at this run's size"
     return out
+
+
+def _no_spread(method: Sequence[float | None], baseline: Sequence[float | None]) -> str:
+    """Why :func:`fit_spread` found no spread, in words for the table."""
+    def valued(values: Sequence[float | None]) -> int:
+        return sum(v is not None and math.isfinite(v) and v > 0 for v in values)
+
+    if valued(baseline) == 0:
+        return ("not estimable: no reference seed has a value (every one missed the target or diverged); "
+                "a larger epoch budget or a lower target gives one")
+    return "not estimable: no arm has two seeds with a value, so no seed-to-seed spread to simulate from"

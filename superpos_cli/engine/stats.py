@@ -39,6 +39,8 @@ from scipy import stats as _sps
 
 __all__ = [
     "bootstrap_ci",
+    "bootstrap_indices",
+    "censored_ratio",
     "censored_summary",
     "describe",
     "holm",
@@ -101,8 +103,10 @@ def _censored_median(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.median(x, axis=axis)
 
 
-def _bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    # Same draw as scipy.stats.bootstrap: one (B, n) block of indices in [0, n).
+def bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """The resampling draw of :func:`censored_summary` and :func:`paired_ratio_ci`
+    (and of engine/power.py's simulations of them): one ``(B, n)`` block of indices
+    in [0, n) from ``default_rng(seed)``, the same draw as scipy.stats.bootstrap."""
     return np.random.default_rng(seed).integers(0, n, (n_resamples, n))  # (B, n)
 
 
@@ -238,7 +242,7 @@ def censored_summary(
     if x.size == 1 or np.all(x == x[0]):
         low = high = float(x[0])
     else:
-        idx = _bootstrap_indices(x.size, int(n_resamples), seed)  # (B, n)
+        idx = bootstrap_indices(x.size, int(n_resamples), seed)  # (B, n)
         theta = _censored_median(x[idx], axis=-1)  # (B,)
         low, high = _outward_quantiles(theta, confidence)
 
@@ -256,7 +260,7 @@ def censored_summary(
     }
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def censored_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """Elementwise ``num / den`` for non-negative values that may be +inf.
 
     Equal values give 1 (this covers inf/inf, two censored medians at the same
@@ -287,7 +291,7 @@ def paired_ratio_ci(
     undefined for a pair where both arms missed and +inf for a pair where only
     the method missed, so the statistic is the ratio of the two arms' medians
     instead, each median taken with misses at +inf (see
-    :func:`censored_summary`), and then :func:`_ratio`: equal medians give 1
+    :func:`censored_summary`), and then :func:`censored_ratio`: equal medians give 1
     (both censored included), a censored method median over a finite baseline
     median gives +inf, the reverse gives 0. For epochs-to-target, ``ratio < 1``
     means the method needs fewer epochs (achieved speedup = 1/ratio); for
@@ -304,12 +308,12 @@ def paired_ratio_ci(
     if m.size != b.size:
         raise ValueError(f"paired samples need equal lengths, got {m.size} and {b.size}")
 
-    ratio = float(_ratio(_censored_median(m), _censored_median(b)))
+    ratio = float(censored_ratio(_censored_median(m), _censored_median(b)))
     if m.size == 1:
         low = high = ratio
     else:
-        idx = _bootstrap_indices(m.size, int(n_resamples), seed)  # (B, n), shared by both arms
-        theta = _ratio(_censored_median(m[idx], axis=-1), _censored_median(b[idx], axis=-1))  # (B,)
+        idx = bootstrap_indices(m.size, int(n_resamples), seed)  # (B, n), shared by both arms
+        theta = censored_ratio(_censored_median(m[idx], axis=-1), _censored_median(b[idx], axis=-1))  # (B,)
         low, high = _outward_quantiles(theta, confidence)
     return {
         "ratio": _none_if_inf(ratio),

@@ -182,6 +182,8 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
                     "wall_s": record.get("wall_s"), "result": record.get("result")}
                    for trial, record in zip(trials, records)],
         "failed": failed_trials(records),
+        # Trials reused from the store although other code made them (--reuse-stale).
+        "stale": sum(bool(r.get("stale")) for r in records),
     }
 
 

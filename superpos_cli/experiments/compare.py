@@ -108,4 +108,6 @@ def compare_document(spec: CompareSpec, records: list[dict[str, Any]]) -> dict[s
         "trials": [{"arm": r["arm"], "seed": r["seed"], "key": r.get("key"), "status": r.get("status", "ok"),
                     "stale": r.get("stale", False), "result": r.get("result")} for r in records],
         "failed": failed_trials(records),
+        # Trials reused from the store although other code made them (--reuse-stale).
+        "stale": sum(bool(r.get("stale")) for r in records),
     }

@@ -58,6 +58,7 @@ EventCallback = Callable[[str, TrialSpec, dict[str, Any]], None]
 EXECUTORS = ("local", "ray")
 TRIAL_THREADS = 1  # torch intra-op threads per trial (module docstring)
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+COMPILE_THREADS_VAR = "TORCHINDUCTOR_COMPILE_THREADS"  # read when a worker imports inductor
 
 
 def execute(
@@ -159,6 +160,10 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
     # cores ran every epoch 2.4x slower (the circuit coefficients use numpy).
     for var in BLAS_THREAD_VARS:
         os.environ.setdefault(var, str(threads))
+    # Inductor compiles the fourier kernels on a cold cache; with its default pool of
+    # one compile process per core, each worker also started those processes (each
+    # importing torch) for two kernels: 20-30% more CPU per cold worker, measured.
+    os.environ.setdefault(COMPILE_THREADS_VAR, "1")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
     futures: dict[Future, int] = {}

@@ -40,12 +40,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.trials import TrialSpec, failed_record, one_line, run_trial
+
+if TYPE_CHECKING:  # this module loads without torch, so preflight can call require_ray()
+    from superpos_cli.experiments.trials import TrialSpec
 
 __all__ = ["DEFAULT_MAX_RETRIES", "RETRIED_EXCEPTIONS", "require_ray", "run_on_ray"]
 
@@ -54,14 +57,15 @@ DEFAULT_MAX_RETRIES = 2
 RETRIED_EXCEPTIONS: tuple[type[BaseException], ...] = (OSError, MemoryError)
 # One thread per trial, as the local executor (executor.py: TRIAL_THREADS, BLAS_THREAD_VARS).
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+REACH_TIMEOUT_S = 5.0
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 Finish = Callable[[int, dict[str, Any], int], None]
-Work = Callable[[TrialSpec], dict[str, Any]]
+Work = Callable[["TrialSpec"], dict[str, Any]]
 
 
 def require_ray() -> None:
-    """BadInput unless ray can be imported (check before any trial runs)."""
+    """BadInput unless ray can be imported (check before any trial runs; torch-free)."""
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -76,6 +80,8 @@ def trial_gpus(trial: TrialSpec) -> int:
 def _work(trial: TrialSpec, work: Work | None) -> dict[str, Any]:
     """A Ray task's body: one torch thread (set here, in the worker), then the trial."""
     import torch
+
+    from superpos_cli.experiments.trials import run_trial
 
     torch.set_num_threads(1)
     return (work or run_trial)(trial)
@@ -131,6 +137,8 @@ def run_on_ray(
 
 def _collect(ray: Any, ref: Any, trial: TrialSpec, max_retries: int) -> dict[str, Any]:
     """The record behind ``ref``: the trial's own, or a failed one naming why."""
+    from superpos_cli.experiments.trials import failed_record, one_line
+
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as err:  # the trial raised; ``cause`` is its exception
@@ -143,12 +151,27 @@ def _collect(ray: Any, ref: Any, trial: TrialSpec, max_retries: int) -> dict[str
         return failed_record(trial, err)
 
 
+def _check_reachable(address: str) -> None:
+    """BadInput unless HOST:PORT accepts a connection (``ray.init`` would retry an
+    unreachable address for minutes); ``auto`` and ``ray://`` are left to Ray."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        raise BadInput(f"ray-address {address!r}: nothing answers there ({err}); "
+                       f"give auto or HOST:PORT of a running Ray head (ray start --head)") from None
+
+
 @contextlib.contextmanager
 def _connected(address: str | None, jobs: int | None) -> Iterator[None]:
     """Ray initialised for the body: reuse this process's instance, connect to a
     cluster, or start a local instance and stop it after (module docstring)."""
     import ray
 
+    if address is not None:
+        _check_reachable(address)
     if ray.is_initialized():
         yield
         return
@@ -158,7 +181,7 @@ def _connected(address: str | None, jobs: int | None) -> Iterator[None]:
         try:
             ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE_DIR)]})
         except ConnectionError as err:
-            raise BadInput(f"ray-address {address!r}: no Ray cluster there ({one_line(err)})") from None
+            raise BadInput(f"ray-address {address!r}: no Ray cluster there ({str(err).strip()[:200]})") from None
     try:
         yield
     finally:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from superpos_cli.fileio import save_with, write_text
 
-_STATUS_COLOURS = {"reproduced": "#1a7f37", "not reproduced": "#b35900", "opposite": "#cf222e",
+_STATUS_COLOURS = {"reproduced": "#1a7f37", "partly": "#7d8c00", "not reproduced": "#b35900", "opposite": "#cf222e",
                    "inconclusive": "#6e7781", "answered": "#0969da"}
 
 _STYLE = """
@@ -106,7 +106,8 @@ def _header(doc: dict[str, Any]) -> str:
         ["jobs", doc["jobs"]],
         ["versions", ", ".join(f"{k} {val}" for k, val in v.items() if k != "commit")],
         ["git commit", v.get("commit") or "none"],
-        ["code fingerprint", f"{f.get('id')} (package sha256 {str(f.get('package', ''))[:16]}...)"],
+        ["code fingerprint", f"{f.get('id')} (sources sha256 {f.get('sources')}; "
+                             + ", ".join(f"{k} {val}" for k, val in (f.get("versions") or {}).items()) + ")"],
         ["scale", doc["scale_description"]],
     ]
     return ("<h2 id='provenance'>Machine, versions, code</h2><table class='meta'>"
@@ -219,22 +220,24 @@ def _compare(step: dict[str, Any], doc: dict[str, Any], figures: "_Figures") -> 
 
 def _ablate(step: dict[str, Any], doc: dict[str, Any], figures: "_Figures") -> list[str]:
     accuracy = doc["metric"] == "epochs_to_target"
-    headers = ["cell", "final accuracy [CI]", f"epochs to {doc['target']:.0%} [CI]", "reached", "overhead",
+    # No overhead column: a sweep's cells may be trials stored by another step, run at
+    # another time, so their epoch times are not side by side (the table step's are).
+    headers = ["cell", "final accuracy [CI]", f"epochs to {doc['target']:.0%} [CI]", "reached",
                "epochs ratio CI", "p (Holm)", "verdict", "perturb/step, scope"] if accuracy else \
-        ["cell", "mean train loss [CI]", "loss change", "overhead", "p (Holm)", "verdict", "perturb/step, scope"]
+        ["cell", "mean train loss [CI]", "loss change", "p (Holm)", "verdict", "perturb/step, scope"]
     rows = []
     for cell in doc["cells"]:
         name = cell["label"] + (" (control)" if cell["control"] else "") + (" (best)" if cell.get("best") else "")
         if accuracy:
             acc = cell["final_accuracy"]
             rows.append([name, _pct(acc["mean"]) + _ci(acc["ci"], lambda x: f"{x:.1%}"), _epochs(cell), _reached(cell),
-                         _pct(cell["overhead"], True), _ci(cell["epochs_ratio_ci"], lambda x: f"{x:.2f}"),
+                         _ci(cell["epochs_ratio_ci"], lambda x: f"{x:.2f}"),
                          f"{_small(cell['p_value'])} ({_small(cell.get('p_holm'))})",
                          cell["verdict"] or "control", _telemetry(cell)])
         else:
             loss = cell["mean_train_loss"]
             rows.append([name, _num(loss["mean"], 4) + _ci(loss["ci"], lambda x: f"{x:.4f}"),
-                         _pct(cell["loss_change"], True), _pct(cell["overhead"], True),
+                         _pct(cell["loss_change"], True),
                          f"{_small(cell['p_value'])} ({_small(cell.get('p_holm'))})", cell["verdict"] or "control",
                          _telemetry(cell)])
     swept = [name for name, values in doc["axes"].items() if len(values) > 1] or list(doc["axes"])
@@ -357,7 +360,7 @@ class _Figures:
                 n = min(len(r) for r in runs)
                 x = np.array([p[0] for p in runs[0][:n]])
                 y = np.array([[p[1] for p in r[:n]] for r in runs], dtype=float)  # (seeds, evals)
-                ax.plot(x, np.median(y, axis=0), label=arm)
+                ax.plot(x, np.median(y, axis=0), marker=".", label=arm)
             ax.set_yscale("log")
             ax.set_xlabel("epoch")
             ax.set_ylabel("||lr lambda Q|| / ||Adam step|| (median over seeds)")
@@ -378,7 +381,7 @@ class _Figures:
 
         def draw(path: Path) -> None:
             plt = _pyplot()
-            fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+            fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
             for (backend, depth) in dict.fromkeys((r["backend"], r["depth"]) for r in circuit):
                 rows = sorted((r["n_qubits"], r["median"] / r["batch"]) for r in circuit
                               if r["backend"] == backend and r["depth"] == depth)

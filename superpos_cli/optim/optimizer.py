@@ -43,7 +43,7 @@ from superpos_cli.optim.functional import (
     superpositional_adam,
 )
 from superpos_cli.errors import BadInput
-from superpos_cli.optim.perturbations import PERTURBATIONS, get_perturbation
+from superpos_cli.optim.perturbations import get_perturbation
 from superpos_cli.spec.options import OPTIONS
 from superpos_cli.spec.registry import SCOPES
 
@@ -318,14 +318,16 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             perturb_ratio = ||c * Q|| / ||lr * m^ / D||,   c = lr * lambda (lambda unscaled)
             scope_share   = selected coordinates / all coordinates of the parameters
 
-        with Q, m^ and D as the single-tensor reference kernel
-        (:mod:`superpos_cli.optim.functional`) computes them for this step (coupled L2
-        included in g' for m and v; Q from the raw g). Adam's step excludes decoupled
-        weight decay, which is neither Adam's direction nor the perturbation. Random
-        f draws from a copy of the perturbation generator, so the real step draws the
-        same numbers it would have without this call. Norms are over all selected
-        coordinates of all groups together, in float64; parameters without a gradient
-        are skipped, as the step skips them. ``perturb_ratio`` is 0.0 when Q is absent
+        with Q, m^ and D as the foreach kernel (:mod:`superpos_cli.optim.functional`)
+        computes them for this step, on copies of the selected slices (coupled L2
+        included in g' for m and v; Q from the raw g): one ``torch._foreach_*`` call
+        per operation for a group's selected tensors, so a call costs a few dozen
+        dispatches, not a few per tensor. Adam's step excludes decoupled weight
+        decay, which is neither Adam's direction nor the perturbation. Random f draws
+        from a copy of the perturbation generator, so the real step draws the same
+        numbers it would have without this call. Norms are over all selected
+        coordinates of all groups together; parameters without a gradient are
+        skipped, as the step skips them. ``perturb_ratio`` is 0.0 when Q is absent
         (lambda 0 or f = none) and None when Adam's step is 0 on the selection.
         """
         generator = torch.Generator()
@@ -333,32 +335,40 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         perturb_sq = adam_sq = 0.0
         selected = total = 0
         for group, counts in zip(self.param_groups, self.perturb_counts()):
-            perturbation = get_perturbation(group["perturb"])
-            active = perturbs(perturbation, group["perturb_scale"])
+            total += sum(p.numel() for p in group["params"])
+            selected += sum(counts)
+            scoped = [(p, k) for p, k in zip(group["params"], counts) if k and p.grad is not None]
+            if not scoped:
+                continue
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            c = group["perturb_scale"] if group["perturb_unscaled"] else lr * group["perturb_scale"]
-            for p, k in zip(group["params"], counts):
-                total += p.numel()
-                selected += k
-                if k == 0 or p.grad is None:
-                    continue
-                theta, grad = p.reshape(-1)[:k], p.grad.reshape(-1)[:k]  # (k,)
-                state = self.state[p]
-                step = float(state["step"]) + 1 if state else 1.0
-                m = state["exp_avg"].reshape(-1)[:k] if state else torch.zeros_like(theta)
-                v = state["exp_avg_sq"].reshape(-1)[:k] if state else torch.zeros_like(theta)
-                g = grad.add(theta, alpha=wd) if wd != 0 and not group["decoupled_weight_decay"] else grad
-                m = m.lerp(g, 1 - beta1)
-                v = v.mul(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["eps_inside_sqrt"]:
-                    denom = (v / (1 - beta2**step)).add_(eps).sqrt_()
-                else:
-                    denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
-                adam = m.div_(denom).mul_(lr / (1 - beta1**step))
-                adam_sq += float(adam.double().square().sum())
-                if active:
-                    q = perturbation.fn(theta, generator).mul_(grad).mul_(c)
-                    perturb_sq += float(q.double().square().sum())
+            thetas = [p.reshape(-1)[:k] for p, k in scoped]  # (k,) each
+            grads = [p.grad.reshape(-1)[:k] for p, k in scoped]
+            states = [self.state[p] for p, _ in scoped]
+            m = [s["exp_avg"].reshape(-1)[:k] if s else torch.zeros_like(t) for s, (_, k), t in zip(states, scoped, thetas)]
+            v = [s["exp_avg_sq"].reshape(-1)[:k] if s else torch.zeros_like(t) for s, (_, k), t in zip(states, scoped, thetas)]
+            steps = [float(s["step"]) + 1 if s else 1.0 for s in states]
+            g = torch._foreach_add(grads, thetas, alpha=wd) if wd != 0 and not group["decoupled_weight_decay"] else grads
+            m = torch._foreach_lerp(m, g, 1 - beta1)
+            v = torch._foreach_mul(v, beta2)
+            torch._foreach_addcmul_(v, g, g, 1 - beta2)
+            bias_correction2 = [1 - beta2**t for t in steps]
+            if group["eps_inside_sqrt"]:
+                denom = torch._foreach_div(v, bias_correction2)
+                torch._foreach_add_(denom, eps)
+                torch._foreach_sqrt_(denom)
+            else:
+                denom = torch._foreach_sqrt(v)
+                torch._foreach_div_(denom, [bc**0.5 for bc in bias_correction2])
+                torch._foreach_add_(denom, eps)
+            adam = torch._foreach_div(m, denom)
+            torch._foreach_mul_(adam, [lr / (1 - beta1**t) for t in steps])
+            adam_sq += sum(float(n) ** 2 for n in torch._foreach_norm(adam))
+            perturbation = get_perturbation(group["perturb"])
+            if perturbs(perturbation, group["perturb_scale"]):
+                c = group["perturb_scale"] if group["perturb_unscaled"] else lr * group["perturb_scale"]
+                q = perturbation.foreach_fn(thetas, generator)
+                torch._foreach_mul_(q, grads)
+                perturb_sq += c**2 * sum(float(n) ** 2 for n in torch._foreach_norm(q))
         ratio = None if adam_sq == 0 else math.sqrt(perturb_sq / adam_sq)
         return {"perturb_ratio": ratio, "scope_share": selected / total if total else None}
 
@@ -390,7 +400,7 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             weight_decay=group["weight_decay"],
             eps_inside_sqrt=group["eps_inside_sqrt"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
-            perturbation=PERTURBATIONS[group["perturb"]],
+            perturbation=get_perturbation(group["perturb"]),
             perturb_scale=group["perturb_scale"],
             perturb_unscaled=group["perturb_unscaled"],
         )

@@ -23,6 +23,7 @@ the seed, not on where the parameters live.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -145,10 +146,32 @@ PERTURBATIONS: dict[str, Perturbation] = {
 }
 
 
+PLUGIN_GROUP = "superpos.perturbations"
+
+
 def get_perturbation(name: str) -> Perturbation:
-    """Look up ``name`` in :data:`PERTURBATIONS`; ValueError lists the allowed names."""
-    try:
+    """Look up ``name`` in :data:`PERTURBATIONS`, else among the plugins' entry points
+    (``superpos.perturbations``); ValueError lists the allowed names."""
+    from superpos_cli.spec.registry import perturbations, plugins
+
+    if isinstance(name, str) and name in PERTURBATIONS:
         return PERTURBATIONS[name]
-    except (KeyError, TypeError):
-        allowed = ", ".join(sorted(PERTURBATIONS))
-        raise ValueError(f"Invalid perturb: {name!r}; allowed: {allowed}") from None
+    if isinstance(name, str) and name in plugins(PLUGIN_GROUP):
+        return _plugin(name)
+    raise ValueError(f"Invalid perturb: {name!r}; allowed: {', '.join(perturbations())}")
+
+
+@functools.cache
+def _plugin(name: str) -> Perturbation:
+    """A plugin's perturbation: a :class:`Perturbation`, or a plain ``f(theta,
+    generator)``, taken to draw random numbers unless it says
+    ``needs_generator = False`` (the safe assumption: fused paths then draw it
+    first rather than trace it)."""
+    from superpos_cli.spec.registry import load_plugin
+
+    loaded = load_plugin(PLUGIN_GROUP, name)
+    if isinstance(loaded, Perturbation):
+        return loaded
+    if not callable(loaded):
+        raise ValueError(f"perturbation plugin {name!r} is neither a Perturbation nor a function f(theta, generator)")
+    return Perturbation(name, loaded, _elementwise(loaded), needs_generator=getattr(loaded, "needs_generator", True))

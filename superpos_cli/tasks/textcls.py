@@ -120,6 +120,20 @@ def file_examples(cfg: TextClsConfig) -> tuple[list[tuple[str, int]], list[tuple
     return pairs[n_val:], pairs[:n_val], names
 
 
+# Validation rows per no-grad forward pass: large enough that per-op overhead is
+# small, small enough that sorting by length leaves little padding in each chunk.
+EVAL_ROWS = 128
+
+
+def length_chunks(ids: torch.Tensor, rows: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Right-padded ids (N, T) as chunks of at most ``rows`` rows in order of length
+    (stable), each trimmed to its longest row, and that order (N,)."""
+    lengths = ids.ne(0).sum(1)  # (N,)
+    order = torch.sort(lengths, stable=True).indices  # (N,)
+    chunks = [ids[idx, : max(1, int(lengths[idx].max()))] for idx in order.split(rows)]  # (<= rows, <= T) each
+    return chunks, order
+
+
 class TextClsTask:
     """Classification of word sequences by :class:`TransformerClassifier`."""
 
@@ -140,6 +154,8 @@ class TextClsTask:
         self.train_labels = torch.tensor([y for _, y in train])  # (N,)
         self.val_ids = self.tokenizer.encode_batch([t for t, _ in val], cfg.max_len)  # (M, T)
         self.val_labels = torch.tensor([y for _, y in val])  # (M,)
+        self._val_chunks, order = length_chunks(self.val_ids, EVAL_ROWS)
+        self._val_chunk_labels = self.val_labels[order]  # (M,), the chunks' row order
 
     def build_model(self) -> nn.Module:
         max_len = max(self.train_ids.shape[1], self.val_ids.shape[1])
@@ -162,10 +178,14 @@ class TextClsTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        logits = torch.cat([model(chunk) for chunk in self.val_ids.split(512)])  # (M, C)
+        # Rows in order of length, each chunk trimmed to its longest row: the same
+        # numbers as one padded pass to float rounding (padding is masked out), for
+        # about a third less work on the synthetic set.
+        logits = torch.cat([model(chunk) for chunk in self._val_chunks])  # (M, C)
+        labels = self._val_chunk_labels  # (M,)
         return {
-            "val_accuracy": float(logits.argmax(1).eq(self.val_labels).float().mean()),
-            "val_loss": float(F.cross_entropy(logits, self.val_labels)),
+            "val_accuracy": float(logits.argmax(1).eq(labels).float().mean()),
+            "val_loss": float(F.cross_entropy(logits, labels)),
         }
 
     def describe(self) -> dict[str, Any]:

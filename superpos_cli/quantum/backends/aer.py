@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from qiskit import ClassicalRegister
 from qiskit_aer import AerSimulator
 
 from superpos_cli.errors import BadInput
@@ -33,7 +34,9 @@ class AerCircuit:
         self.x, self.noise, self.layout = built.x, built.noise_model, built.layout
         self.circuit = built.circuit
         if spec.shots is not None:
-            self.circuit.measure_all()
+            register = ClassicalRegister(spec.n_qubits, "meas")  # bit v <- superpos qubit v
+            self.circuit.add_register(register)
+            self.circuit.measure(self.layout, register)
         elif spec.noisy:
             self.circuit.save_density_matrix(qubits=self.layout)
         else:

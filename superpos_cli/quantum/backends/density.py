@@ -252,43 +252,49 @@ def _folded_constants(spec: CircuitSpec):
     return start, one, block, last
 
 
-def _mm4(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b for broadcast batches of 4x4 matrices, as one multiply and one sum (torch's
-    batched matmul loops over tiny broadcast batches)."""
-    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
-
-
 def folded_readout(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """As :func:`readout_values`, in the PTM: (G, depth, n), (M,) -> (G, M)."""
+    """As :func:`readout_values`, in the PTM: (G, depth, n), (M,) -> (G, M).
+
+    Per qubit of a layer the local map is A(theta, phi) X(x) with X = Ad Ry(x) =
+    C0 + cos x C1 + sin x C2 (the encoded Ry comes first: :meth:`CircuitSpec.layers`).
+    X is applied as one matmul with the stacked (C0, C1, C2) and a weighted sum, A as
+    a matmul batched over the G angle sets only: torch's CPU bmm loops over its batch,
+    so no batch here ever runs over the G * M rows.
+    """
     n = spec.n_qubits
     start, one, block, last = _folded_constants(spec)
     theta, phi, x = theta.to(torch.float64), phi.to(torch.float64), x.to(torch.float64)
     G, M = theta.shape[0], x.shape[0]
-    data = rotation_ptm("ry", x)  # (M, 4, 4): Ad Ry(x)
-    state = start.expand(G * M, -1)  # (G M, 4**n)
+    data_parts = _rotation_ptm_parts("ry").transpose(1, 2).permute(1, 0, 2).reshape(4, 12)  # [C0^T | C1^T | C2^T]
+    weights = torch.stack([torch.ones_like(x), torch.cos(x), torch.sin(x)], -1)[:, None, :, None]  # (M, 1, 3, 1)
+    state = start.expand(G * M, -1).reshape(G, M, -1)  # (G, M, 4**n)
     layers = spec.layers()
     for index, layer in enumerate(layers):
-        local = None  # (n, G, M or 1, 4, 4)
+        local = None  # (n, G, 4, 4): the angle-dependent part, column convention
         for position in range(len(layer.local[0])):
             ops = [gates[position] for gates in layer.local]  # one gate per qubit, same kind
+            if ops[0].encoded and position:
+                raise ValueError("the folded simulation needs the encoded gate first in each layer")
             name, layer_index, _ = ops[0].angle
             angles = (theta if name == "theta" else phi)[:, layer_index, :].T  # (n, G)
-            gate = rotation_ptm(ops[0].gate, angles)[:, :, None]  # (n, G, 1, 4, 4)
-            if ops[0].encoded:
-                gate = _mm4(gate, data)  # Ad Ry(theta + x) = Ad Ry(theta) Ad Ry(x): (n, G, M, 4, 4)
-            local = _mm4(one, gate if local is None else _mm4(gate, local))
-        local = local.expand(n, G, M, 4, 4).reshape(n, G * M, 4, 4).mT.contiguous()  # rows: state @ S^T
+            gate = rotation_ptm(ops[0].gate, angles)  # (n, G, 4, 4)
+            local = one @ (gate if local is None else gate @ local)
+        rows = local.transpose(-1, -2)  # (n, G, 4, 4): state @ A^T
         for q in reversed(range(n)):
             # Qubit q is the last axis: act on it, then rotate it to the front; after all n
-            # qubits the axes are back in order. One batched (4**(n-1), 4) @ (4, 4) each.
-            state = (state.reshape(G * M, -1, 4) @ local[q]).transpose(1, 2).reshape(G * M, -1)
+            # qubits the axes are back in order.
+            view = state.reshape(G, M, -1, 4)  # (G, M, 4**(n-1), 4)
+            if layer.encoded:
+                view = ((view @ data_parts).reshape(G, M, -1, 3, 4) * weights).sum(-2)  # @ X(x_m)^T
+            view = view.reshape(G, -1, 4) @ rows[q]  # (G, M 4**(n-1), 4) @ A_q^T
+            state = view.reshape(G * M, -1, 4).transpose(1, 2).reshape(G, M, -1)
         if index + 1 < len(layers):
             if isinstance(block, tuple):
                 source, scale = block
-                state = state[:, source] * scale  # (G M, 4**n)
+                state = state[..., source] * scale  # (G, M, 4**n)
             else:
                 state = state @ block
-    return (state @ last).reshape(G, M)
+    return state @ last  # (G, M)
 
 
 @lru_cache(maxsize=None)
@@ -308,45 +314,9 @@ def sampled_coefficients(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tens
     return (samples @ _real_dft(degree)).reshape(len(samples), 2, degree + 1)
 
 
-class NoisyCoefficients(torch.autograd.Function):
-    """(theta, phi) (G, depth, n) -> coef (G, 2, F+1), the Jacobian by parameter shift.
-
-    Every angle a enters one gate exp(-i a P / 2) (P = Y or Z) and no channel depends
-    on it, so f(a) = A + B cos a + C sin a and df/da = (f(a + pi/2) - f(a - pi/2)) / 2
-    exactly, noise included. The 1 + 4 * depth * n_qubits shifted circuits per angle
-    set run as one no-grad batch (the batch costs little more than one circuit: the
-    ops are per layer, not per circuit); backward is one batched matrix-vector product.
-    """
-
-    @staticmethod
-    def forward(ctx, theta, phi, spec: CircuitSpec):
-        G, D, n = theta.shape
-        k = 2 * D * n
-        angles = torch.cat([theta, phi], 1).detach().to(torch.float64).reshape(G, 1, k)  # (G, 1, k)
-        shifts = torch.cat([torch.zeros(1, k), torch.eye(k).repeat_interleave(2, 0)
-                            * torch.tensor([1.0, -1.0]).repeat(k)[:, None]]) * (math.pi / 2)  # (1 + 2k, k)
-        shifted = (angles + shifts.to(torch.float64)).reshape(-1, 2 * D, n)  # (G (1 + 2k), 2D, n)
-        with torch.no_grad():
-            coef = sampled_coefficients(spec, shifted[:, :D], shifted[:, D:])  # (G (1 + 2k), 2, F+1)
-        coef = coef.reshape(G, 1 + 2 * k, -1)
-        ctx.jacobian = (coef[:, 1::2] - coef[:, 2::2]) / 2  # (G, k, 2(F+1))
-        ctx.meta = theta.shape, theta.dtype, phi.dtype
-        return coef[:, 0].reshape(G, 2, -1).to(theta.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        shape, theta_dtype, phi_dtype = ctx.meta
-        G, D, n = shape
-        flat = torch.bmm(ctx.jacobian, grad.detach().reshape(G, -1, 1).to(torch.float64))  # (G, k, 1)
-        flat = flat.reshape(G, 2 * D, n)
-        return flat[:, :D].to(theta_dtype), flat[:, D:].to(phi_dtype), None
-
-
 def noisy_coefficients(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """coef (G, 2, F+1) of the noisy ``prob`` readout for G angle sets (G, depth, n),
     differentiable in theta and phi."""
-    if torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad):
-        return NoisyCoefficients.apply(theta, phi, spec)
     return sampled_coefficients(spec, theta, phi).to(theta.dtype)
 
 

@@ -189,16 +189,22 @@ def _horner(c: torch.Tensor, coefficients: list) -> torch.Tensor:
     return out
 
 
-def _power_forward_kernel(x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float) -> torch.Tensor:
-    """alpha x + A(c) + s B(c), coef (2, F+1) = rows a, b of :func:`_power_maps`."""
+def _power_forward_kernel(x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float):
+    """(alpha x + A(c) + s B(c), c, s), coef (2, F+1) = rows a, b of :func:`_power_maps`.
+
+    c and s are outputs for the backward pass, which then needs no sincos of its own.
+    As outputs they are computed once in inductor's generated code, not re-expanded
+    at each of their uses (about 30 ops each): the forward compiles in half the time
+    and the backward in a tenth, with the same float operations, so the same bits.
+    """
     c, s = _sincos(x * omega)
     a, b = list(coef[0].unbind()), list(coef[1].unbind())
-    return alpha * x + (_horner(c, a) + s * _horner(c, b[:-1]))
+    return alpha * x + (_horner(c, a) + s * _horner(c, b[:-1])), c, s
 
 
-def _power_backward_kernel(x, grad, coef, omega: float, alpha: float):
-    """(grad * dy/dx, moments (2, F+1) = sum_b grad_b (c^j, s c^j)), coef = rows d, e."""
-    c, s = _sincos(x * omega)
+def _power_backward_kernel(c, s, grad, coef, omega: float, alpha: float):
+    """(grad * dy/dx, moments (2, F+1) = sum_b grad_b (c^j, s c^j)), coef = rows d, e;
+    c, s = cos w, sin w from :func:`_power_forward_kernel`."""
     d, e = list(coef[0].unbind()), list(coef[1].unbind())
     grad_x = grad * (alpha + omega * (_horner(c, d) + s * _horner(c, e[:-1])))
     powers = [grad]
@@ -252,8 +258,10 @@ def _run(name: str, *args):
 # graph inductor built; later calls hand the arguments straight to it. The first call
 # checks the direct result against dynamo's bit for bit; anything unexpected (several
 # graphs, an unknown input) keeps that key on the ordinary dynamo path.
-_ARG_NAMES = {"forward": ("x", "coef", "omega", "alpha"), "backward": ("x", "grad", "coef", "omega", "alpha")}
-_ARG_NAMES.update(power_forward=_ARG_NAMES["forward"], power_backward=_ARG_NAMES["backward"])
+_ARG_NAMES = {"forward": ("x", "coef", "omega", "alpha"), "backward": ("x", "grad", "coef", "omega", "alpha"),
+              "power_forward": ("x", "coef", "omega", "alpha"),
+              "power_backward": ("c", "s", "grad", "coef", "omega", "alpha")}
+_N_OUTPUTS = {"forward": 1, "backward": 2, "power_forward": 3, "power_backward": 2}
 _direct: dict[tuple, object] = {}
 
 
@@ -293,7 +301,7 @@ def _direct_call(name: str, args):
         fn, builders = entry
         scope = dict(zip(_ARG_NAMES[name], args))
         out = fn(*[build(scope) for build in builders])
-        return out[0] if name.endswith("forward") else (out[0], out[1])
+        return out[0] if name == "forward" else tuple(out[: _N_OUTPUTS[name]])
     captured = []
 
     def backend(gm, example_inputs):
@@ -311,7 +319,7 @@ def _direct_call(name: str, args):
         if builders is not None:
             scope = dict(zip(_ARG_NAMES[name], args))
             out = fn(*[build(scope) for build in builders])
-            expected = (result,) if name.endswith("forward") else tuple(result)
+            expected = (result,) if name == "forward" else tuple(result)
             if len(out) >= len(expected) and all(
                     isinstance(o, torch.Tensor) and o.shape == e.shape and torch.equal(o, e)
                     for o, e in zip(out, expected)):
@@ -341,7 +349,7 @@ def _builders(gm):
             out.append(lambda scope, arg=arg, dim=int(dim): scope[arg].shape[dim])
         elif isinstance(example, torch.Tensor) and example.dim() == 0 and arg in ("omega", "alpha"):
             out.append(lambda scope, arg=arg, dtype=example.dtype: _scalar(scope[arg], dtype))
-        elif arg in ("x", "coef", "grad"):
+        elif arg in ("x", "coef", "grad", "c", "s"):
             out.append(lambda scope, arg=arg: scope[arg])
         else:
             return None
@@ -359,33 +367,36 @@ class TrigPolynomial(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float = 0.0) -> torch.Tensor:
-        ctx.save_for_backward(x, coef)
-        ctx.omega, ctx.alpha = omega, alpha
+        ctx.omega, ctx.alpha, ctx.shape, ctx.coef_dtype = omega, alpha, x.shape, coef.dtype
         # Detached: the kernels never see requires_grad, so training and no-grad
         # evaluation share one compiled graph (no recompile on the first eval).
         flat, coef = x.detach().reshape(-1), coef.detach()
         degree = coef.shape[1] - 1
         if degree > POWER_BASIS_MAX_DEGREE:
+            ctx.save_for_backward(x, coef)
             return _run("forward", flat, coef, omega, alpha).view(x.shape)
         if coef.dtype != x.dtype:  # evaluate() hands it over in x's dtype already
             coef = coef.to(x.dtype)
         tables = (coef.reshape(-1) @ _power_maps(degree, coef.dtype, coef.device)[0]).view(4, degree + 1)
         ctx.slope_table = tables[2:]  # rows d, e
         ctx.power = _power_maps(degree, coef.dtype, coef.device)[1]
-        return _run("power_forward", flat, tables[:2], omega, alpha).view(x.shape)
+        y, c, s = _run("power_forward", flat, tables[:2], omega, alpha)
+        ctx.save_for_backward(c, s)  # cos w, sin w (N,) each
+        return y.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, coef = ctx.saved_tensors
-        flat, grad = x.detach().reshape(-1), grad.detach().contiguous().reshape(-1)
-        degree = coef.shape[1] - 1
-        if degree > POWER_BASIS_MAX_DEGREE:
-            grad_x, moments = _run("backward", flat, grad, coef.detach(), ctx.omega, ctx.alpha)
+        grad = grad.detach().contiguous().reshape(-1)
+        if not hasattr(ctx, "power"):  # Clenshaw (degree > POWER_BASIS_MAX_DEGREE)
+            x, coef = ctx.saved_tensors
+            grad_x, moments = _run("backward", x.detach().reshape(-1), grad, coef.detach(), ctx.omega, ctx.alpha)
         else:
-            grad_x, power_moments = _run("power_backward", flat, grad, ctx.slope_table, ctx.omega, ctx.alpha)
+            c, s = ctx.saved_tensors
+            grad_x, power_moments = _run("power_backward", c, s, grad, ctx.slope_table, ctx.omega, ctx.alpha)
             moments = torch.mv(ctx.power, power_moments.reshape(-1).to(ctx.power.dtype))
-        moments = moments.view(coef.shape)
-        return grad_x.view(x.shape), moments if moments.dtype == coef.dtype else moments.to(coef.dtype), None, None
+        moments = moments.view(2, -1)  # (2, F+1), coef's shape
+        dtype = ctx.coef_dtype
+        return grad_x.view(ctx.shape), moments if moments.dtype == dtype else moments.to(dtype), None, None
 
 
 # No-grad evaluation prepares the same angles again and again (every batch of an

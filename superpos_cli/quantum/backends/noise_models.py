@@ -41,6 +41,11 @@ def gate_error(noise: tuple[tuple[str, float], ...], n_gate_qubits: int) -> Quan
 
 def readout_matrices(spec: CircuitSpec) -> list[np.ndarray]:
     """Per qubit, matrix[measured, prepared] of its readout error (identity if none)."""
+    if spec.noise_device is not None:
+        from superpos_cli.quantum.backends.devices import device_program
+
+        program = device_program(spec)
+        return [program.readout[program.final[v]] for v in range(spec.n_qubits)]
     p = dict(spec.noise).get("readout", 0.0)
     return [np.array([[1 - p, p], [p, 1 - p]])] * spec.n_qubits
 
@@ -72,10 +77,23 @@ class AerProgram:
 
 
 def aer_noise(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> AerProgram:
+    """The circuit Aer runs for ``spec`` with these angles, and its noise."""
+    if spec.noise_device is not None:
+        return _device_aer_program(spec, theta, phi)
     adapter = QiskitCircuit(spec)
     circuit = adapter.circuit.assign_parameters(adapter.angle_binds(theta, phi))
-    if spec.noise_device is not None:
-        from superpos_cli.quantum.backends.devices import device_program
-
-        return device_program(spec, circuit, adapter.x)
     return AerProgram(circuit, adapter.x, kinds_noise_model(spec), list(range(spec.n_qubits)))
+
+
+def _device_aer_program(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> AerProgram:
+    """The transpiled device program (:mod:`.devices`) on the device's physical qubits."""
+    from superpos_cli.quantum.backends.devices import device_program, load_device
+
+    program = device_program(spec)
+    theta_vec, phi_vec, x = program.parameters
+    values = theta.detach().double().reshape(-1).tolist() + phi.detach().double().reshape(-1).tolist()
+    bound = program.local_circuit.assign_parameters(dict(zip([*theta_vec, *phi_vec], values)), strict=False)
+    circuit = QuantumCircuit(load_device(spec.noise_device).num_qubits)
+    circuit.compose(bound, qubits=list(program.layout), inplace=True)
+    measured = [program.layout[program.final[v]] for v in range(spec.n_qubits)]
+    return AerProgram(circuit, x, program.noise_model, measured)
