@@ -54,7 +54,6 @@ def test_trig_polynomial_gradients_match_autograd_of_the_formula(dtype):
     weights = torch.randn_like(y)
     gx, gc = torch.autograd.grad((y * weights).sum(), (x, coef))
     k = torch.arange(5, dtype=dtype)
-    w = x.detach().double().unsqueeze(-1) * 0.5 * k  # (3, 50, F+1)
     xr, cr = x.detach().double().requires_grad_(), coef.detach().double().requires_grad_()
     wr = xr.unsqueeze(-1) * 0.5 * k
     yr = 0.25 * xr + (cr[0] * torch.cos(wr) + cr[1] * torch.sin(wr)).sum(-1)
@@ -62,4 +61,3 @@ def test_trig_polynomial_gradients_match_autograd_of_the_formula(dtype):
     tol = 1e-3 if dtype == torch.float32 else 1e-9
     assert torch.allclose(y.double(), yr, atol=tol * 10)
     assert torch.allclose(gx.double(), rx, atol=tol * 10) and torch.allclose(gc.double(), rc, rtol=tol, atol=tol * 50)
-    del w

@@ -55,8 +55,10 @@ __all__ = ["DEFAULT_MAX_RETRIES", "RETRIED_EXCEPTIONS", "require_ray", "run_on_r
 DEFAULT_MAX_RETRIES = 2
 # Exceptions a retry can cure; any other one a trial raises is its own fault.
 RETRIED_EXCEPTIONS: tuple[type[BaseException], ...] = (OSError, MemoryError)
-# One thread per trial, as the local executor (executor.py: TRIAL_THREADS, BLAS_THREAD_VARS).
-WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# One thread per trial and one inductor compile process, as the local executor's workers
+# (executor.py: TRIAL_THREADS, BLAS_THREAD_VARS, COMPILE_THREADS_VAR; not imported: it loads torch).
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "TORCHINDUCTOR_COMPILE_THREADS": "1"}
 REACH_TIMEOUT_S = 5.0
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
