@@ -203,7 +203,8 @@ def test_cli_interrupt_exits_130_saying_what_was_saved(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["ablate", "--lambda", "0,1", "--store", str(db)])
     assert result.exit_code == 130
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == [f"interrupted: 1 of 10 trials completed, stored in {db}; rerun the same command to run the other 9"]
+    assert lines == [f"interrupted: 1 of 10 trials completed, stored in {db}; "
+                     "rerun the same command to run the other 9"]
 
 
 def test_cli_runs_an_ablate_suite_with_flags_overriding(tmp_path):

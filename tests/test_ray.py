@@ -62,7 +62,7 @@ def ray_instance():
     """One local instance of 2 CPUs for the module (the executor reuses it, and leaves it up)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

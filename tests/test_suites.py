@@ -30,7 +30,8 @@ def test_every_shipped_suite_loads():
     for name, suite in suites.items():
         assert suite.name == name
         if isinstance(suite, CompareSuite):
-            assert all(parse_arm(a, suite.run.optimizer_overrides(), suite.run.optimizer_protocol()) for a in suite.arms)
+            run = suite.run
+            assert all(parse_arm(a, run.optimizer_overrides(), run.optimizer_protocol()) for a in suite.arms)
         elif isinstance(suite, AblateSuite):
             assert Grid(suite.base, suite.axes, suite.control, suite.run).cells
 

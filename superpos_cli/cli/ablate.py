@@ -19,6 +19,8 @@ def ablate(
     suite: o.Suite = None,
     suites_file: o.SuitesFile = None,
     jobs: o.Jobs = None,
+    executor: o.Executor = "local",
+    ray_address: o.RayAddress = None,
     store: o.Store = None,
     no_store: o.NoStore = False,
     fresh: o.Fresh = False,
@@ -60,6 +62,7 @@ def ablate(
     for cell in grid.cells:
         prepare_run(cell.run)
     jobs = o.default_jobs(jobs)
+    o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
     from superpos_cli.cli.render import ablate_table, emit_json, stdout, trial_progress
@@ -70,7 +73,8 @@ def ablate(
     spec = AblateSpec(grid=grid, seeds=run.seeds())
     check_trials(spec.trials())
     with open_store(store_file) as results, trial_progress(len(spec.trials()), "ablate") as on_event:
-        doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale)
+        doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
+                         executor=executor, ray_address=ray_address)
     emit_json(doc, json_, out)
     if plot is not None:
         _plots(doc, plot)

@@ -62,6 +62,8 @@ def bench(
     repeats: Annotated[Optional[int], typer.Option("--repeats", help="Samples per metric (default: the suite's).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes: a smoke run, not comparable to full-size baselines.")] = False,
     threads: Annotated[int, typer.Option("--threads", help="torch threads while timing.")] = 1,
+    executor: o.Executor = "local",
+    ray_address: o.RayAddress = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Compare with this bench record; exit 1 on regression.")] = None,
     fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Default threshold, e.g. 10% or 0.1; the suite's per-metric thresholds win.")] = None,
     save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Write this run's record (samples) to FILE.")] = None,
@@ -78,6 +80,7 @@ def bench(
     from superpos_cli.experiments.suites import get_suite
 
     bench_suite = get_suite(suite, suites_file, kind="bench")
+    o.check_executor(executor, ray_address)
     store_file = prepare_outputs(out=out, save_baseline=save_baseline, github_json=github_json, store=store,
                                  no_store=no_store)
     from superpos_cli.experiments.bench import (
@@ -87,7 +90,8 @@ def bench(
 
     spec = BenchSpec(suite=bench_suite, metrics=parse_metrics(metrics, bench_suite.metrics),
                      repeats=repeats if repeats is not None else bench_suite.repeats,
-                     sizes=sizes_for(quick), threads=threads, quick=quick)
+                     sizes=sizes_for(quick), threads=threads, quick=quick, executor=executor,
+                     ray_address=ray_address)
     threshold = parse_threshold(fail_on) if fail_on is not None else bench_suite.fail_on
     reference = load_record(baseline) if baseline is not None else None
     if reference is not None and bool(reference.get("config", {}).get("quick")) != quick:

@@ -18,6 +18,8 @@ def compare(
     suite: o.Suite = None,
     suites_file: o.SuitesFile = None,
     jobs: o.Jobs = None,
+    executor: o.Executor = "local",
+    ray_address: o.RayAddress = None,
     store: o.Store = None,
     no_store: o.NoStore = False,
     fresh: o.Fresh = False,
@@ -52,6 +54,7 @@ def compare(
     store_file = prepare_outputs(out=out, plot=plot, store=store, no_store=no_store)
     prepare_run(run)
     jobs = o.default_jobs(jobs)
+    o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
     from superpos_cli.cli.render import compare_table, emit_json, stdout, trial_progress
@@ -63,7 +66,8 @@ def compare(
                        train=train_config(run))
     check_trials(spec.trials())
     with open_store(store_file) as results, trial_progress(len(spec.seeds) * len(spec.arms), "compare") as on_event:
-        doc = run_compare(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale)
+        doc = run_compare(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
+                         executor=executor, ray_address=ray_address)
     emit_json(doc, json_, out)
     if plot is not None:
         from superpos_cli.experiments.plots import convergence_plot

@@ -35,6 +35,12 @@ Jobs = Annotated[Optional[int], typer.Option(
 Fresh = Annotated[bool, typer.Option("--fresh", help="Ignore finished trials in the store and rerun them.")]
 ReuseStale = Annotated[bool, typer.Option(
     "--reuse-stale", help="Reuse stored trials made by other code (marked stale in the table and JSON).")]
+Executor = Annotated[str, typer.Option(
+    "--executor", help="Where trials run: local (this machine, --jobs processes) or ray (Ray tasks; a local Ray "
+                       "instance unless --ray-address; extra `ray`).")]
+RayAddress = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="Ray cluster for --executor ray: auto (the cluster this node is in) or HOST:PORT of its "
+                          "head (default: a local instance started for the run).")]
 Suite = Annotated[Optional[str], typer.Option("--suite", help="Run a suite of benchmarks.toml; flags override it.")]
 SuitesFile = Annotated[Optional[Path], typer.Option(
     "--suites-file", help="Suite file (default ./benchmarks.toml, else the shipped one).")]
@@ -85,6 +91,20 @@ def run_options(*groups: str, axes: bool = False, exclude: tuple[str, ...] = ())
         return wrapper
 
     return decorate
+
+
+def check_executor(executor: str, ray_address: str | None) -> None:
+    """--executor is local or ray; --ray-address only with ray; Ray installed when asked for."""
+    from superpos_cli.errors import BadInput
+
+    if executor not in ("local", "ray"):
+        raise BadInput(f"executor must be one of local, ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise BadInput("--ray-address needs --executor ray")
+    if executor == "ray":
+        from superpos_cli.experiments.ray_executor import require_ray
+
+        require_ray()
 
 
 def default_jobs(jobs: int | None) -> int:

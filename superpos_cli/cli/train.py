@@ -34,12 +34,16 @@ def train(
 
     from superpos_cli.cli.render import emit_json, epoch_table, stderr, stdout
     from superpos_cli.errors import TrialsFailed
+    from superpos_cli.engine.distributed import init_from_env
     from superpos_cli.experiments.plan import check_trials, train_config
     from superpos_cli.errors import BadInput
     from superpos_cli.experiments.trials import TrialSpec, failed_record, run_trial
 
     spec = TrialSpec(run.task, run.task_options(), arm, train_config(run, run.seed()))
     check_trials([spec])
+    if (ddp := init_from_env()) is not None and not ddp.is_main:  # under torchrun: ranks > 0 train in step, silently
+        run_trial(spec)
+        return
     with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[detail]}"),
                   TimeElapsedColumn(), console=stderr, transient=True) as bar:
         bar_id = bar.add_task("train", total=spec.train.max_epochs, detail="")
@@ -56,7 +60,8 @@ def train(
         except Exception as err:  # a reason found only while running (e.g. out of memory): one line, exit 1
             record = failed_record(spec, err)
     metric = "epochs_to_target" if record.get("result", {}).get("target_metric") else "mean_train_loss"
-    record = {"kind": "train", "metric": metric, **record}
+    # Under torchrun: how many processes trained (batch_size is per process).
+    record = {"kind": "train", "metric": metric, "world_size": ddp.world if ddp is not None else 1, **record}
     emit_json(record, json_, out)
     if record.get("status") == "failed":
         raise TrialsFailed(f"the run failed: {record.get('error')}")

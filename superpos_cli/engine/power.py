@@ -44,8 +44,11 @@ all ratios and seed counts drawing on the same standard-normal numbers (common
 random numbers: power is then monotone in the ratio and the searches are
 stable). The searches double then bisect: on log(ratio) outward from half a
 log-SD, down to ``min_ratio``, to 0.5% of the log ratio; on the number of seeds
-from 2, up to ``max_seeds``. Randomness is a
-seeded numpy Generator; the same inputs give the same outputs.
+from 2, up to ``max_seeds``. The tests run vectorised over simulated runs with
+the tool's own bootstrap draw (tests/test_power.py checks them equal, run by run,
+to calls of stats.py, and the powers against a brute-force Monte-Carlo of those
+calls). Randomness is a seeded numpy Generator; the same inputs give the same
+outputs. One power record costs about 1-3 s at 3-5 seeds on one core.
 """
 
 from __future__ import annotations

@@ -110,7 +110,8 @@ class AblateSpec:
 
 
 def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool = False,
-               on_event: EventCallback | None = None, jobs: int = 1, reuse_stale: bool = False) -> dict[str, Any]:
+               on_event: EventCallback | None = None, jobs: int = 1, reuse_stale: bool = False,
+               executor: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """Run every trial not already in ``store`` and return the ablate document."""
     counts = {"done": 0, "cached": 0}
 
@@ -122,7 +123,7 @@ def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool 
 
     trials = spec.trials()
     records = execute(trials, store=store, fresh=fresh, sweep=spec.sweep_name(), on_event=count, jobs=jobs,
-                      reuse_stale=reuse_stale)
+                      reuse_stale=reuse_stale, executor=executor, ray_address=ray_address)
     doc = ablate_document(spec, trials, records)
     doc["executed"], doc["reused"] = counts["done"], counts["cached"]
     return doc

@@ -96,6 +96,8 @@ class BenchSpec:
     sizes: BenchSizes = FULL
     threads: int = 1
     quick: bool = False
+    executor: str = "local"  # where the convergence compare's trials run (experiments/executor.py)
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in METRICS]
@@ -289,7 +291,8 @@ def bench_epoch_overhead(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
                          steps=steps)
 
 
-def bench_convergence(suite, sizes: BenchSizes, progress: ProgressFn) -> dict[str, dict[str, Any]]:
+def bench_convergence(suite, sizes: BenchSizes, progress: ProgressFn, executor: str = "local",
+                      ray_address: str | None = None) -> dict[str, dict[str, Any]]:
     from superpos_cli.experiments.compare import CompareSpec, run_compare
     from superpos_cli.experiments.plan import train_config
     from superpos_cli.spec.arms import parse_arm
@@ -306,7 +309,7 @@ def bench_convergence(suite, sizes: BenchSizes, progress: ProgressFn) -> dict[st
         if kind == "start":
             progress(f"convergence: {trial.arm.name} seed {trial.seed}")
 
-    doc = run_compare(spec, on_event=on_event)
+    doc = run_compare(spec, on_event=on_event, executor=executor, ray_address=ray_address)
     out = {}
     for arm in doc["arms"]:
         if "epochs_to_target" not in arm:
@@ -339,7 +342,7 @@ def run_bench(spec: BenchSpec, progress: ProgressFn | None = None) -> dict[str, 
             progress(name)
             metric_started = time.perf_counter()
             if name == "convergence":
-                metrics.update(bench_convergence(spec.suite, spec.sizes, progress))
+                metrics.update(bench_convergence(spec.suite, spec.sizes, progress, spec.executor, spec.ray_address))
             else:
                 metrics[name] = _TIMING[name](spec.repeats, spec.sizes)
             wall[name] = time.perf_counter() - metric_started

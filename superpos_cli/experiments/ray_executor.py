@@ -178,7 +178,10 @@ def _connected(address: str | None, jobs: int | None) -> Iterator[None]:
         yield
         return
     if address is None:
-        ray.init(num_cpus=jobs or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+        # "local": always a new instance; without it ray.init joins a cluster that
+        # `ray start` left on this machine, and refuses num_cpus there.
+        ray.init(address="local", num_cpus=jobs or os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=False)
     else:
         try:
             ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE_DIR)]})
