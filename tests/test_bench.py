@@ -140,7 +140,10 @@ def test_gate_catches_a_2x_slowdown_and_passes_unchanged_code(tmp_path, monkeypa
     """The bench wraps the objects it times (superpos_cli.slowdown); a 2x slowdown of
     either must fail the gate, and the same code against its own baseline must pass.
     7 repeats: with 5, one sample caught in a load burst on the shared machine was
-    enough to lose the Mann-Whitney test (p 0.075 at a 2.9x median ratio)."""
+    enough to lose the Mann-Whitney test (p 0.075 at a 2.9x median ratio). The slowed
+    run gets a second try for the same reason (quick attention calls take ~1 ms, and
+    a suite running beside it spread the samples 2.8-19x): a wrapper that did no extra
+    work would fail both."""
     suites = _suite_file(tmp_path, [metric], repeats=7)
     baseline = tmp_path / "baseline.json"
     common = ("--suites-file", str(suites))
@@ -151,7 +154,10 @@ def test_gate_catches_a_2x_slowdown_and_passes_unchanged_code(tmp_path, monkeypa
     try:
         monkeypatch.setenv("SUPERPOS_TEST_SLOWDOWN", f"{part}=2")
         slowdown_factor.cache_clear()
-        slow = _bench(*common, "--baseline", str(baseline))
+        for _ in range(2):
+            slow = _bench(*common, "--baseline", str(baseline))
+            if slow.exit_code == 1:
+                break
         assert slow.exit_code == 1, slow.output
         assert "REGRESSED" in slow.output and metric in slow.output
     finally:

@@ -121,8 +121,18 @@ def test_sigint_while_working_is_one_line_and_130(tmp_path, command):
     proc = _start(command, tmp_path)
     _wait_for(lambda: _torch_loaded(proc), proc)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    # A SIGINT that lands inside an import's module-lock callback is swallowed by
+    # CPython ("Exception ignored in ... _get_module_lock"); a user presses Ctrl-C
+    # again, and so does the test (at most 3 times, 15 s apart).
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert _one_line(err).startswith("interrupted: ")
     assert not (tmp_path / "default.db").exists()

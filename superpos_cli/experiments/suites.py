@@ -164,6 +164,7 @@ _OWN: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
 }
 _REQUIRED = {"compare": ("arms",), "ablate": ("axes",), "bench": ("metrics",), "bench.compare": ("arms",)}
 _RUN_OPTIONS = {"compare", "ablate", "bench.compare"}  # kinds whose tables take run options
+_NOT_IN_SUITES = ("seed",)  # one run's seed (train); a suite's trials take seeds and seed_offset
 
 
 def _split(where: str, table: dict[str, Any], schema: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -178,12 +179,14 @@ def _split(where: str, table: dict[str, Any], schema: str) -> tuple[dict[str, An
             if expected == "a list of strings" and not all(isinstance(v, str) and v.strip() for v in value):
                 raise BadInput(f"{where}: key {key!r} must be a list of non-empty strings, got {value!r}")
             own[key] = value
-        elif schema in _RUN_OPTIONS and option_named(key) is not None and option_named(key).name == key:
+        elif (schema in _RUN_OPTIONS and option_named(key) is not None and option_named(key).name == key
+              and key not in _NOT_IN_SUITES):
             _check_typed(where, option_named(key), value)
             run[key] = value
         else:
             allowed = ", ".join(k for k in own_keys)
-            more = " or a run option (" + ", ".join(OPTIONS) + ")" if schema in _RUN_OPTIONS else ""
+            names = [n for n in OPTIONS if n not in _NOT_IN_SUITES]
+            more = " or a run option (" + ", ".join(names) + ")" if schema in _RUN_OPTIONS else ""
             raise BadInput(f"{where}: unknown key {key!r}; allowed: {allowed}{more}")
     for key in _REQUIRED[schema]:
         if key not in own:
