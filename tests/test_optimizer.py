@@ -447,7 +447,7 @@ def test_small_model_default_path_never_compiles(monkeypatch):
     assert optimizer.compile_seconds() is None
 
 
-# ------------------------------------------------------------ slowdown hook
+# ------------------------------------------------------------ slowdown variable (the bench's wrappers read it)
 
 @pytest.fixture
 def slowdown_env(monkeypatch):
@@ -458,15 +458,6 @@ def slowdown_env(monkeypatch):
     yield set_value
     monkeypatch.delenv("SUPERPOS_TEST_SLOWDOWN", raising=False)
     slowdown_factor.cache_clear()
-
-
-@pytest.mark.parametrize("factor", ["2", "2.5"])
-@pytest.mark.parametrize("path", PATHS)
-def test_slowdown_does_not_change_results(slowdown_env, factor, path):
-    case = ("gaussian", "all", False, False, 0.0, True)
-    plain = _path_run(path, torch.float32, *case)
-    slowdown_env(f"optimizer={factor},attention=3")
-    _assert_all_close(_path_run(path, torch.float32, *case), plain, atol=0)
 
 
 def test_slowdown_parsing(slowdown_env):
