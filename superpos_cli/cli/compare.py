@@ -30,7 +30,11 @@ def compare(
     *,
     given: dict[str, Any],
 ) -> None:
-    """Compare optimizer arms on paired seeds: epochs to target, overhead, break-even speedup."""
+    """Compare optimizer arms on paired seeds: epochs to target, overhead, break-even speedup.
+
+    ARMS: adam, adamw, sgd, momentum, PRESET:key=value,... (e.g. sgd:lambda=0.1), or an import path
+    such as torch.optim.SGD:lr=0.1,momentum=0.9; the first arm is the reference.
+    """
     from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_run
     from superpos_cli.spec.run import parse_values, settings
 
