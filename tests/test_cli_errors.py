@@ -92,7 +92,7 @@ CASES = [
     (["train", "--optim", "adamx"], "unknown optimizer 'adamx'"),
     (["train", "--task", "mnist"], "task must be one of textcls, gsm8k, got 'mnist'"),
     (["train", "--perturb", "tan"], "perturb must be one of sin, cos, gaussian, uniform, none, got 'tan'"),
-    (["train", "--colour", "red"], "No such option: --colour"),
+    (["train", "--colour", "red"], "No such option"),
     (["compare", "adam", "--attention", "magic"], "attention must be one of quantum, classical, got 'magic'"),
     (["compare", "adam", "--scope", "everywhere"], "scope must be one of tensors, coords, global, all"),
     (["compare", "adam", "--backend", "aer"], "backend must be one of fourier, torch, got 'aer'"),

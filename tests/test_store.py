@@ -421,11 +421,14 @@ def test_sigint_during_a_write_lets_the_write_commit_first(store, monkeypatch):
         return conn
 
     monkeypatch.setattr(store_module._WriteTx, "__enter__", enter_and_interrupt)
+    # Python's own Ctrl-C handler, even when the test run inherited SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     config, record = _trial(0)
     key = store.config_hash(config)
     with pytest.raises(KeyboardInterrupt):
         store.put(key, record)
     monkeypatch.undo()
+    signal.signal(signal.SIGINT, previous)
     assert store.get(key)["seed"] == 0  # committed, then interrupted
 
 
