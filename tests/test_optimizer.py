@@ -8,11 +8,9 @@ import warnings
 import pytest
 import torch
 
-from superpos_cli.errors import BadInput
 from superpos_cli.optim import functional
 from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
 from superpos_cli.optim.perturbations import PERTURBATIONS
-from superpos_cli.slowdown import slowdown_factor
 
 PATHS = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
@@ -445,30 +443,6 @@ def test_small_model_default_path_never_compiles(monkeypatch):
     optimizer = SuperpositionalAdam(model.parameters(), scope="all")
     _train(model, optimizer, steps=2)
     assert optimizer.compile_seconds() is None
-
-
-# ------------------------------------------------------------ slowdown variable (the bench's wrappers read it)
-
-@pytest.fixture
-def slowdown_env(monkeypatch):
-    def set_value(value):
-        monkeypatch.setenv("SUPERPOS_TEST_SLOWDOWN", value)
-        slowdown_factor.cache_clear()
-
-    yield set_value
-    monkeypatch.delenv("SUPERPOS_TEST_SLOWDOWN", raising=False)
-    slowdown_factor.cache_clear()
-
-
-def test_slowdown_parsing(slowdown_env):
-    slowdown_env("optimizer=2, attention=1.5")
-    assert slowdown_factor("optimizer") == 2.0
-    assert slowdown_factor("attention") == 1.5
-    assert slowdown_factor("circuit") == 1.0
-    for bad in ["optimizer", "optimizer=fast", "optimizer=0.5", "=2", "optimizer=nan"]:
-        slowdown_env(bad)
-        with pytest.raises(BadInput, match="SUPERPOS_TEST_SLOWDOWN"):
-            slowdown_factor("optimizer")
 
 
 def test_profile_rows():

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from superpos_cli.errors import BadInput
+
 from superpos_cli.models.attention import QuantumAttention
 from superpos_cli.optim import SuperpositionalAdam
 from superpos_cli.quantum import CircuitSpec
@@ -88,3 +90,14 @@ def test_hot_paths_know_nothing_of_slowdowns():
 
     for module in (attention, optimizer):
         assert "slowdown" not in inspect.getsource(module).lower()
+
+
+def test_slowdown_parsing(slowdown):
+    slowdown("optimizer=2, attention=1.5")
+    assert slowdown_factor("optimizer") == 2.0
+    assert slowdown_factor("attention") == 1.5
+    assert slowdown_factor("circuit") == 1.0
+    for bad in ["optimizer", "optimizer=fast", "optimizer=0.5", "=2", "optimizer=nan"]:
+        slowdown(bad)
+        with pytest.raises(BadInput, match="SUPERPOS_TEST_SLOWDOWN"):
+            slowdown_factor("optimizer")
