@@ -63,35 +63,34 @@ def run_trial(spec: TrialSpec, progress: ProgressCallback | None = None) -> dict
     task = build_task(spec.task, spec.seed, spec.task_options)
     result = train(task, lambda model: build_optimizer(spec.arm, model, seed=spec.seed), spec.train, progress)
     return {
-        "name": spec.cell or spec.arm.name,
-        "cell": spec.cell,
-        "arm": spec.arm.name,
-        "seed": spec.seed,
-        "config": spec.config(),
+        **_identity(spec),
         "task_description": task.describe(),
         "result": result.to_dict(),
         "status": "ok" if result.diverged_at_step is None else "diverged",
         "wall_s": time.time() - started,
-        "machine": machine_info(),
-        "versions": versions(),
-        "fingerprint": code_fingerprint(),
+        **_provenance(),
     }
 
 
 def failed_record(spec: TrialSpec, error: BaseException | str) -> dict[str, Any]:
     """The record of a trial that raised ``error``: status ``"failed"``, no result."""
     return {
-        "name": spec.cell or spec.arm.name,
-        "cell": spec.cell,
-        "arm": spec.arm.name,
-        "seed": spec.seed,
-        "config": spec.config(),
+        **_identity(spec),
         "status": "failed",
         "error": error if isinstance(error, str) else one_line(error),
-        "machine": machine_info(),
-        "versions": versions(),
-        "fingerprint": code_fingerprint(),
+        **_provenance(),
     }
+
+
+def _identity(spec: TrialSpec) -> dict[str, Any]:
+    """What a record is of: its cell or arm, seed and full configuration."""
+    return {"name": spec.cell or spec.arm.name, "cell": spec.cell, "arm": spec.arm.name, "seed": spec.seed,
+            "config": spec.config()}
+
+
+def _provenance() -> dict[str, Any]:
+    """Where and by what code a record was made."""
+    return {"machine": machine_info(), "versions": versions(), "fingerprint": code_fingerprint()}
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
