@@ -173,6 +173,14 @@ CASES = [
     (["results", "show", "abc", "--store", "{tmp}/missing.db"], "no results store"),
     (["results", "export", "--store", "{tmp}/missing.db", "--out", "{tmp}/e.csv"], "no results store"),
     (["bench", "history", "--metric", "attention", "--store", "{tmp}/missing.db"], "does not exist"),
+    # ---------------------------------------------------------------- memory (--max-memory)
+    (["train", "--max-memory", "lots"], "max-memory must be a size such as 8G, 512M or 1.5GiB, got 'lots'"),
+    (["compare", "adam", "--max-memory", "0"], "max-memory must be a size"),
+    (["ablate", "--lambda", "0,0.1", "--max-memory", "-1G"], "max-memory must be a size"),
+    (["train", "--max-memory", "100M"], "more than --max-memory 100 MiB"),
+    (["compare", "adam", "sgd", "--qubits", "20", "--backend", "torch", "--max-memory", "16G"], "quantum attention"),
+    (["ablate", "--qubits", "4,12", "--readout", "prob", "--noise", "depolarizing:0.01", "--max-memory", "4G"],
+     "use fewer --qubits (noise is simulated on density matrices"),
 ]
 
 

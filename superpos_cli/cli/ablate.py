@@ -19,6 +19,7 @@ def ablate(
     suite: o.Suite = None,
     suites_file: o.SuitesFile = None,
     jobs: o.Jobs = None,
+    max_memory: o.MaxMemory = None,
     executor: o.Executor = "local",
     ray_address: o.RayAddress = None,
     store: o.Store = None,
@@ -32,7 +33,7 @@ def ablate(
     given: dict[str, Any],
 ) -> None:
     """Ablate one arm over a grid (e.g. --perturb sin,none --attention quantum,classical): a row per cell vs a control."""
-    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_run
+    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_resources, prepare_run
     from superpos_cli.spec.grid import Grid, parse_axis
     from superpos_cli.spec.run import check, parse_values
 
@@ -61,7 +62,7 @@ def ablate(
     store_file = prepare_outputs(out=out, plot=plot, store=store, no_store=no_store)
     for cell in grid.cells:
         prepare_run(cell.run)
-    jobs = o.default_jobs(jobs)
+    jobs, budget = prepare_resources([cell.run for cell in grid.cells], jobs, max_memory)
     o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
@@ -74,7 +75,7 @@ def ablate(
     check_trials(spec.trials())
     with open_store(store_file) as results, trial_progress(len(spec.trials()), "ablate") as on_event:
         doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
-                         executor=executor, ray_address=ray_address)
+                         executor=executor, ray_address=ray_address, memory_budget=budget)
     emit_json(doc, json_, out)
     if plot is not None:
         _plots(doc, plot)

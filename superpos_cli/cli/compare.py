@@ -18,6 +18,7 @@ def compare(
     suite: o.Suite = None,
     suites_file: o.SuitesFile = None,
     jobs: o.Jobs = None,
+    max_memory: o.MaxMemory = None,
     executor: o.Executor = "local",
     ray_address: o.RayAddress = None,
     store: o.Store = None,
@@ -35,7 +36,7 @@ def compare(
     ARMS: adam, adamw, sgd, momentum, PRESET:key=value,... (e.g. sgd:lambda=0.1), or an import path
     such as torch.optim.SGD:lr=0.1,momentum=0.9; the first arm is the reference.
     """
-    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_run
+    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_resources, prepare_run
     from superpos_cli.spec.run import parse_values, settings
 
     if suite is not None:
@@ -57,7 +58,7 @@ def compare(
         raise BadInput(f"arms must be distinct, got {' '.join(names)}")
     store_file = prepare_outputs(out=out, plot=plot, store=store, no_store=no_store)
     prepare_run(run)
-    jobs = o.default_jobs(jobs)
+    jobs, budget = prepare_resources([run], jobs, max_memory)
     o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
@@ -71,7 +72,7 @@ def compare(
     check_trials(spec.trials())
     with open_store(store_file) as results, trial_progress(len(spec.seeds) * len(spec.arms), "compare") as on_event:
         doc = run_compare(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
-                         executor=executor, ray_address=ray_address)
+                         executor=executor, ray_address=ray_address, memory_budget=budget)
     emit_json(doc, json_, out)
     if plot is not None:
         from superpos_cli.experiments.plots import convergence_plot

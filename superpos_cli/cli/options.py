@@ -32,6 +32,10 @@ Store = Annotated[Optional[Path], typer.Option(
 NoStore = Annotated[bool, typer.Option("--no-store", help="Keep no results store (nothing reused, nothing kept).")]
 Jobs = Annotated[Optional[int], typer.Option(
     "--jobs", "-j", help="Trials run at once in worker processes, 1 torch thread each (default: 2, or 1 on one core).")]
+MaxMemory = Annotated[Optional[str], typer.Option(
+    "--max-memory", help="Memory the run may use, e.g. 8G or 512M (default: what is available now); fewer trials "
+                         "run at once when --jobs of them do not fit, quantum attention chunks its scores to it, "
+                         "and a trial that cannot fit is refused with its estimate.")]
 Fresh = Annotated[bool, typer.Option("--fresh", help="Ignore finished trials in the store and rerun them.")]
 ReuseStale = Annotated[bool, typer.Option(
     "--reuse-stale", help="Reuse stored trials made by other code (marked stale in the table and JSON).")]

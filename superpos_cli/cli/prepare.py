@@ -7,11 +7,12 @@ fraction of a second, before a worker starts or torch loads.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Iterator
 
-from superpos_cli.cli.options import store_path
-from superpos_cli.experiments.preflight import check_data, check_memory, check_output
+from superpos_cli.cli.options import default_jobs, store_path
+from superpos_cli.experiments.preflight import check_data, check_output
 from superpos_cli.spec.run import RunSettings
 
 
@@ -30,9 +31,27 @@ def prepare_outputs(*, store: Path | None = None, no_store: bool = True, **outpu
 
 
 def prepare_run(run: RunSettings) -> None:
-    """Data files parsed, checkpoint folders checked, circuit memory estimated."""
+    """Data files parsed, checkpoint folders checked."""
     check_data(run)
-    check_memory(run)
+
+
+def prepare_resources(runs: list[RunSettings], jobs: int | None, max_memory: str | None) -> tuple[int, int]:
+    """``--jobs`` and ``--max-memory`` -> (trials side by side, bytes per trial).
+
+    Each run's trial is estimated (:mod:`superpos_cli.experiments.memory`); one that
+    cannot fit alone is refused with its estimate, and ``jobs`` is lowered, with a
+    line on stderr, to the number of the largest trial that fit at once."""
+    from superpos_cli.experiments.memory import available_memory, fit_jobs, parse_size, trial_bytes
+
+    jobs = default_jobs(jobs)
+    budget = available_memory() if max_memory is None else parse_size(max_memory)
+    estimates = [trial_bytes(run.task, run.task_options()) for run in runs]
+    fit = fit_jobs(estimates, jobs, budget, given=max_memory is not None)
+    if fit < jobs:
+        largest = max(e.total for e in estimates) / 2**30
+        print(f"superpos: {fit} trial(s) of about {largest:.1f} GiB fit in --max-memory {budget / 2**30:.1f} GiB; "
+              f"running {fit} at a time instead of {jobs}", file=sys.stderr)
+    return fit, budget // fit
 
 
 @contextlib.contextmanager

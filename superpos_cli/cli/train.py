@@ -13,13 +13,14 @@ from superpos_cli.cli import options as o
 def train(
     optim: Annotated[str, typer.Option("--optim", help="Optimizer arm, e.g. sgd, sgd:lambda=0.1 or "
                                                        "torch.optim.SGD:lr=0.1.")] = "sgd",
+    max_memory: o.MaxMemory = None,
     json_: o.Json = False,
     out: o.Out = None,
     *,
     given: dict[str, Any],
 ) -> None:
     """Train once and show the learning curve."""
-    from superpos_cli.cli.prepare import prepare_outputs, prepare_run
+    from superpos_cli.cli.prepare import prepare_outputs, prepare_resources, prepare_run
     from superpos_cli.spec.run import settings
 
     run = settings(given)
@@ -28,6 +29,7 @@ def train(
     arm = parse_arm(optim, run.optimizer_overrides(), run.optimizer_protocol())
     prepare_outputs(out=out)
     prepare_run(run)
+    _, budget = prepare_resources([run], 1, max_memory)
 
     # Everything above is checked without torch; the work starts here.
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,7 +41,7 @@ def train(
     from superpos_cli.errors import BadInput
     from superpos_cli.experiments.trials import TrialSpec, failed_record, run_trial
 
-    spec = TrialSpec(run.task, run.task_options(), arm, train_config(run, run.seed()))
+    spec = TrialSpec(run.task, run.task_options(), arm, train_config(run, run.seed()), memory_budget=budget)
     check_trials([spec])
     if (ddp := init_from_env()) is not None and not ddp.is_main:  # under torchrun: ranks > 0 train in step, silently
         run_trial(spec)

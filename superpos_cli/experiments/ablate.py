@@ -111,7 +111,8 @@ class AblateSpec:
 
 def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool = False,
                on_event: EventCallback | None = None, jobs: int = 1, reuse_stale: bool = False,
-               executor: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+               executor: str = "local", ray_address: str | None = None,
+               memory_budget: int | None = None) -> dict[str, Any]:
     """Run every trial not already in ``store`` and return the ablate document."""
     counts = {"done": 0, "cached": 0}
 
@@ -123,7 +124,7 @@ def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool 
 
     trials = spec.trials()
     records = execute(trials, store=store, fresh=fresh, sweep=spec.sweep_name(), on_event=count, jobs=jobs,
-                      reuse_stale=reuse_stale, executor=executor, ray_address=ray_address)
+                      reuse_stale=reuse_stale, executor=executor, ray_address=ray_address, memory_budget=memory_budget)
     doc = ablate_document(spec, trials, records)
     doc["executed"], doc["reused"] = counts["done"], counts["cached"]
     return doc

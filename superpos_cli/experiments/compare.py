@@ -64,10 +64,11 @@ class CompareSpec:
 
 def run_compare(spec: CompareSpec, store: ResultsStore | None = None, fresh: bool = False,
                 on_event: EventCallback | None = None, jobs: int = 1, reuse_stale: bool = False,
-                executor: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+                executor: str = "local", ray_address: str | None = None,
+                memory_budget: int | None = None) -> dict[str, Any]:
     """Run every trial and return the compare document (the JSON contract)."""
     records = execute(spec.trials(), store=store, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
-                      executor=executor, ray_address=ray_address)
+                      executor=executor, ray_address=ray_address, memory_budget=memory_budget)
     return compare_document(spec, records)
 
 

@@ -38,6 +38,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
@@ -71,6 +72,7 @@ def execute(
     reuse_stale: bool = False,
     executor: str = "local",
     ray_address: str | None = None,
+    memory_budget: int | None = None,
 ) -> list[dict[str, Any]]:
     """Records of ``trials`` in order, running each one ``store`` cannot answer.
 
@@ -87,6 +89,10 @@ def execute(
     ``ray_address`` (``"auto"`` or ``"HOST:PORT"``), or, with None, on a local
     instance of ``jobs`` CPUs (every core when ``jobs`` is 1) started for the
     run; lookups, store writes and events stay here, as with local workers.
+
+    ``memory_budget``: bytes each trial may use (``--max-memory`` over the trials
+    that run side by side, :mod:`superpos_cli.experiments.memory`); it sizes quantum
+    attention's chunks and changes no number.
     """
     if jobs < 1:
         raise BadInput(f"jobs must be >= 1, got {jobs}")
@@ -98,6 +104,8 @@ def execute(
         from superpos_cli.experiments.ray_executor import require_ray
 
         require_ray()
+    if memory_budget is not None:
+        trials = [replace(trial, memory_budget=memory_budget) for trial in trials]
     records: list[dict[str, Any] | None] = [None] * len(trials)
     keys = [ResultsStore.config_hash(trial.config()) for trial in trials]
     fingerprint = code_fingerprint()["id"]

@@ -4,8 +4,7 @@ torch-free (like spec/), so a bad file is one line before torch loads.
 
 Data files are parsed (the same readers the tasks use), checkpoint folders must
 hold a ``config.json``, every output path must be writable (its folder exists and
-accepts a new file), and quantum attention's statevector memory is estimated
-against what the machine has. Each failure is one BadInput line.
+accepts a new file), and a trial's memory is estimated against ``--max-memory``. Each failure is one BadInput line.
 """
 
 from __future__ import annotations
@@ -52,39 +51,11 @@ def check_data(run: RunSettings) -> None:
         raise BadInput(f"--model {model}: not a Hugging Face checkpoint folder (no config.json)")
 
 
-# Bytes per simulated amplitude of the torch statevector backend (complex64) times
-# the live copies autograd keeps per gate layer (forward state, gate output, grad).
-_STATEVECTOR_BYTES = 8 * 3
-CHUNK_SCORES = 2**22  # models/attention.py: scores per backend call at most
-_LONGEST = {"textcls": 64, "gsm8k": 2048}  # longest sequence: textcls max_len, gsm8k context
+def check_memory(run: RunSettings, max_memory: int | None = None) -> None:
+    """A trial too large for ``max_memory`` (default: the memory available now) is
+    refused now, with its estimate (:mod:`.memory`), rather than after the workers
+    have started."""
+    from superpos_cli.experiments.memory import available_memory, fit_jobs, trial_bytes
 
-
-def statevector_bytes(run: RunSettings) -> int:
-    """Peak memory of the torch backend's statevector for one chunk of attention
-    scores: min(chunk, B*H*T*T) scores * 2**qubits amplitudes, kept per layer for
-    backward (an upper bound: T is the task's longest sequence)."""
-    qubits = run.values.get("qubits", 4)
-    depth = run.values.get("depth", 2)
-    batch = run.values.get("batch_size", 32 if run.task == "textcls" else 1)
-    heads = run.values.get("n_heads", 4)
-    longest = _LONGEST.get(run.task, 64)
-    scores = min(CHUNK_SCORES, batch * heads * longest * longest)
-    return scores * (2 ** qubits) * _STATEVECTOR_BYTES * (depth + 1)
-
-
-def check_memory(run: RunSettings, available: int | None = None) -> None:
-    """A torch-backend circuit too large for this machine's memory is refused now,
-    with the estimate, rather than after the workers have started."""
-    if run.values.get("attention", "quantum" if run.task == "textcls" else "classical") == "classical":
-        return
-    if run.values.get("backend", "fourier") != "torch":
-        return  # fourier: a polynomial per score, memory like classical attention
-    if available is None:
-        import psutil
-
-        available = psutil.virtual_memory().available
-    need = statevector_bytes(run)
-    if need > available:
-        raise BadInput(f"--qubits {run.values.get('qubits', 4)} with --backend torch needs about "
-                       f"{need / 2**30:.1f} GiB per attention chunk, more than the {available / 2**30:.1f} GiB "
-                       "available; use --backend fourier or fewer qubits")
+    fit_jobs([trial_bytes(run.task, run.task_options())], 1,
+             available_memory() if max_memory is None else max_memory, given=max_memory is not None)

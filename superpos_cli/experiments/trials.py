@@ -28,6 +28,7 @@ from superpos_cli.engine.loop import ProgressCallback, RunResult, TrainConfig, t
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.errors import TrialsFailed  # noqa: F401  (raised here, caught by the CLI)
 from superpos_cli.fingerprint import code_fingerprint
+from superpos_cli.models.attention import memory_budget
 from superpos_cli.optim.presets import build_optimizer
 from superpos_cli.spec.arms import ArmSpec
 from superpos_cli.tasks import build_task
@@ -41,6 +42,9 @@ class TrialSpec:
     train: TrainConfig
     cell: str = ""  # label of the ablation cell or compare arm this trial belongs to
     extra: dict[str, Any] = field(default_factory=dict)
+    # Bytes this trial may use (--max-memory over the parallel trials); sizes quantum
+    # attention's chunks, never a number, so it is not part of config().
+    memory_budget: int | None = None
 
     @property
     def seed(self) -> int:
@@ -60,8 +64,9 @@ class TrialSpec:
 def run_trial(spec: TrialSpec, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Train once and return the record: config, seed, result, timings, machine, versions."""
     started = time.time()
-    task = build_task(spec.task, spec.seed, spec.task_options)
-    result = train(task, lambda model: build_optimizer(spec.arm, model, seed=spec.seed), spec.train, progress)
+    with memory_budget(spec.memory_budget):
+        task = build_task(spec.task, spec.seed, spec.task_options)
+        result = train(task, lambda model: build_optimizer(spec.arm, model, seed=spec.seed), spec.train, progress)
     return {
         **_identity(spec),
         "task_description": task.describe(),

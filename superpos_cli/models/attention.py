@@ -17,7 +17,10 @@ module owns, seeded from the global torch RNG when the module is built.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -25,6 +28,26 @@ from torch import nn
 from superpos_cli.errors import BadInput
 from superpos_cli.models.config import PHI_INPUTS
 from superpos_cli.quantum import CircuitSpec, get_backend
+from superpos_cli.quantum.memory import chunk_scores
+
+# The bytes this trial may use (``--max-memory`` divided among the parallel trials), or
+# None: set around a trial by :func:`memory_budget`, read when attention chunks scores.
+# A per-process resource setting like torch's thread count: it changes how scores
+# are split into backend calls, not the values (the evaluation is elementwise); the
+# angles' gradients then sum per-chunk parts, equal to float rounding, and with shots
+# the draws follow the chunks. Default runs never split: a textcls step's 2**19
+# scores per layer fit any budget above ~50 MB.
+_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("superpos_memory_budget", default=None)
+
+
+@contextlib.contextmanager
+def memory_budget(bytes_: int | None) -> Iterator[None]:
+    """Quantum attention built or run inside chunks its scores to fit ``bytes_``."""
+    token = _BUDGET.set(bytes_)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 class QuantumAttention(nn.Module):
@@ -34,7 +57,8 @@ class QuantumAttention(nn.Module):
     (n_heads, depth, n_qubits) with ``per_head``; initialised uniform(-pi, pi) from
     the global torch RNG, so ``torch.manual_seed`` fixes them. Phi is evaluated in
     chunks of at most ``chunk_elements`` scores so that the backend's temporaries
-    stay bounded.
+    stay bounded; None (the default) sizes the chunk from the trial's memory budget
+    (:func:`memory_budget`, ``--max-memory``), at most 2**22 scores.
     """
 
     def __init__(
@@ -48,7 +72,7 @@ class QuantumAttention(nn.Module):
         phi_input: str = "raw",
         per_head: bool = False,
         causal: bool = False,
-        chunk_elements: int = 2**22,
+        chunk_elements: int | None = None,
     ):
         super().__init__()
         if n_heads < 1 or d_model < 1 or d_model % n_heads:
@@ -57,7 +81,7 @@ class QuantumAttention(nn.Module):
             raise BadInput(f"dropout must be in [0, 1), got {dropout}")
         if phi_input not in PHI_INPUTS:
             raise BadInput(f"phi_input {phi_input!r} is not one of {', '.join(PHI_INPUTS)}")
-        if chunk_elements < 1:
+        if chunk_elements is not None and chunk_elements < 1:
             raise BadInput(f"chunk_elements must be >= 1, got {chunk_elements}")
         impl = get_backend(backend)
         if circuit is not None:
@@ -147,9 +171,12 @@ class QuantumAttention(nn.Module):
         return circuit
 
     def _chunked(self, circuit, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
-        if inputs.numel() <= self.chunk_elements:
+        chunk = self.chunk_elements
+        if chunk is None:
+            chunk = chunk_scores(self.circuit, self.backend, _BUDGET.get(), inputs.element_size())
+        if inputs.numel() <= chunk:
             return circuit.evaluate(inputs, alpha)
-        parts = inputs.reshape(-1).split(self.chunk_elements)
+        parts = inputs.reshape(-1).split(chunk)
         return torch.cat([circuit.evaluate(part, alpha) for part in parts]).view(inputs.shape)
 
 
