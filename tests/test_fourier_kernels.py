@@ -61,3 +61,22 @@ def test_trig_polynomial_gradients_match_autograd_of_the_formula(dtype):
     tol = 1e-3 if dtype == torch.float32 else 1e-9
     assert torch.allclose(y.double(), yr, atol=tol * 10)
     assert torch.allclose(gx.double(), rx, atol=tol * 10) and torch.allclose(gc.double(), rc, rtol=tol, atol=tol * 50)
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3, 4])
+def test_eager_fallback_kernels_equal_the_compiled_formulas(degree):
+    """Where no compiler works, the power-basis kernels run with libm cos/sin and
+    fused multiply-adds: equal to the kernels' formulas (run here eagerly, in
+    float64, where their sincos is libm's) to rounding."""
+    torch.manual_seed(degree)
+    x, grad = torch.randn(5000, dtype=torch.float64) * 20, torch.randn(5000, dtype=torch.float64)
+    coef = torch.randn(2, degree + 1, dtype=torch.float64)
+    y, c, s = fourier._eager_power_forward(x, coef, 0.5, 0.25)
+    ref_y, ref_c, ref_s = fourier._power_forward_kernel(x, coef, 0.5, 0.25)
+    assert torch.allclose(y, ref_y, rtol=0, atol=1e-12) and torch.equal(c, ref_c) and torch.equal(s, ref_s)
+    assert torch.allclose(fourier._eager_power_value(x, coef, 0.5, 0.0), fourier._power_value_kernel(x, coef, 0.5, 0.0),
+                          rtol=0, atol=1e-12)
+    grad_x, moments = fourier._eager_power_backward(c, s, grad, coef, 0.5, 0.25)
+    ref_grad_x, ref_moments = fourier._power_backward_kernel(c, s, grad, coef, 0.5, 0.25)
+    assert torch.allclose(grad_x, ref_grad_x, rtol=0, atol=1e-12)
+    assert torch.allclose(moments, ref_moments, rtol=1e-12, atol=1e-9)
