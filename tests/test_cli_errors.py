@@ -173,6 +173,8 @@ CASES = [
     (["results", "show", "abc", "--store", "{tmp}/missing.db"], "no results store"),
     (["results", "export", "--store", "{tmp}/missing.db", "--out", "{tmp}/e.csv"], "no results store"),
     (["bench", "history", "--metric", "attention", "--store", "{tmp}/missing.db"], "does not exist"),
+    (["train", "--device", "gpu"], "device must be cpu, cuda or cuda:N, got 'gpu'"),
+    (["ablate", "--lambda", "0,0.1", "--device", "cuda:x"], "device must be cpu, cuda or cuda:N"),
     # ---------------------------------------------------------------- memory (--max-memory)
     (["train", "--max-memory", "lots"], "max-memory must be a size such as 8G, 512M or 1.5GiB, got 'lots'"),
     (["compare", "adam", "--max-memory", "0"], "max-memory must be a size"),

@@ -42,6 +42,7 @@ GOOD: dict[str, Any] = {
     "lora_rank": 0,  # > 0 needs --model
     "noise": "depolarizing:0.01",
     "noise_device": "fake_brisbane",
+    "device": "cpu",
 }
 # Options each command does not take (cli/{train,compare,ablate}.py's exclude).
 NOT_IN = {"train": {"seeds", "seed_offset"}, "compare": {"seed"}, "ablate": {"seed"}, "suite": {"seed"}}

@@ -41,6 +41,12 @@ def _device(value):
     check_device(value)
 
 
+def _torch_device(value):
+    from superpos_cli.tasks.device import check_torch_device
+
+    check_torch_device(value)
+
+
 def _opts(*options: Option) -> dict[str, Option]:
     return {o.name: o for o in options}
 
@@ -71,6 +77,8 @@ OPTIONS: dict[str, Option] = _opts(
     Option("val_fraction", float, "Share of a --data file held out for validation.", "task", low=0, high=1,
            low_open=True, high_open=True, default_text="0.2 textcls, 0.1 gsm8k"),
     Option("batch_size", int, "Examples per batch.", "task", low=1, default_text="32 textcls, 1 gsm8k"),
+    Option("device", str, "Torch device: cpu, cuda or cuda:N.", "task",
+           default_text="cpu, or cuda when available (gsm8k)", extra_check=_problem(_torch_device)),
     # ------------------------------------------------------------------ model, attention, circuit
     Option("n_layers", int, "Transformer layers (built-in models).", "model", low=1, default=2),
     Option("d_model", int, "Model width (built-in models).", "model", low=1, default=64),

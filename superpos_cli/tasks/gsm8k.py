@@ -55,6 +55,7 @@ from torch import nn
 
 from superpos_cli.errors import BadInput
 from superpos_cli.models.config import AttentionConfig
+from superpos_cli.tasks.device import resolve_device
 from superpos_cli.models.gpt import GPT, ByteTokenizer, GPTConfig
 from superpos_cli.tasks.datafiles import extract_answer, read_gsm8k_jsonl
 from superpos_cli.tasks.gsm8k_generator import generate_problems
@@ -84,7 +85,7 @@ class GSM8KConfig:
     val_loss_examples: int = 50  # held-out problems scored by val_loss
     eval_examples: int = 20  # held-out problems decoded for val_accuracy
     max_new_tokens: int = 256
-    device: str = "cpu"
+    device: str | None = None  # None: cuda when available, else cpu (tasks/device.py)
 
     def __post_init__(self) -> None:
         if self.loss_on not in LOSS_ON:
@@ -104,12 +105,7 @@ class GSM8KConfig:
             raise BadInput(f"lora-rank must be >= 0, got {self.lora_rank}")
         if self.lora_rank and not self.hf_model_path:
             raise BadInput("--lora-rank needs --model PATH (LoRA adapts a Hugging Face checkpoint)")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            raise BadInput(f"device {self.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise BadInput(f"device {self.device!r}: CUDA is not available on this machine")
+        resolve_device(self.device, prefer_cuda=True)
 
 
 @dataclass
@@ -192,7 +188,7 @@ class GSM8KTask:
 
     def __init__(self, cfg: GSM8KConfig):
         self.cfg = cfg
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device, prefer_cuda=True)
         if cfg.hf_model_path:
             from superpos_cli.models.hf import HFTokenizer
 
@@ -300,6 +296,7 @@ class GSM8KTask:
         info = asdict(self.cfg)
         info.update(
             task=self.name,
+            device=str(self.device),
             source=self.cfg.data_path or "generated",
             tokenizer=self.tokenizer.describe(),
             prompt_template=PROMPT_TEMPLATE,

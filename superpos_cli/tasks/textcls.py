@@ -45,6 +45,7 @@ from superpos_cli.errors import BadInput
 from superpos_cli.models.config import ModelConfig
 from superpos_cli.models.transformer import TransformerClassifier
 from superpos_cli.tasks.datafiles import label_order, read_textcls_rows
+from superpos_cli.tasks.device import resolve_device
 from superpos_cli.tasks.tokenizer import WordTokenizer
 
 POSITIVE = ("good", "great", "fine", "nice", "superb", "happy", "love", "best")
@@ -68,6 +69,7 @@ class TextClsConfig:
     val_fraction: float = 0.2
     max_len: int = 64
     seed: int = 0
+    device: str | None = None  # None: cpu (tasks/device.py)
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -81,6 +83,7 @@ class TextClsConfig:
             raise BadInput(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.batch_size < 1:
             raise BadInput(f"batch size must be >= 1, got {self.batch_size}")
+        resolve_device(self.device, prefer_cuda=False)
 
 
 def synthetic_examples(cfg: TextClsConfig, n: int, rng: random.Random) -> list[tuple[str, int]]:
@@ -149,17 +152,19 @@ class TextClsTask:
             train = synthetic_examples(cfg, cfg.n_train, rng)
             val = synthetic_examples(cfg, cfg.n_val, rng)
             self.label_names = ["0", "1"]
+        self.device = resolve_device(cfg.device, prefer_cuda=False)
         self.tokenizer = WordTokenizer.from_texts([text for text, _ in train])
         self.train_ids = self.tokenizer.encode_batch([t for t, _ in train], cfg.max_len)  # (N, T)
         self.train_labels = torch.tensor([y for _, y in train])  # (N,)
         self.val_ids = self.tokenizer.encode_batch([t for t, _ in val], cfg.max_len)  # (M, T)
         self.val_labels = torch.tensor([y for _, y in val])  # (M,)
-        self._val_chunks, order = length_chunks(self.val_ids, EVAL_ROWS)
-        self._val_chunk_labels = self.val_labels[order]  # (M,), the chunks' row order
+        chunks, order = length_chunks(self.val_ids, EVAL_ROWS)
+        self._val_chunks = [chunk.to(self.device) for chunk in chunks]
+        self._val_chunk_labels = self.val_labels[order].to(self.device)  # (M,), the chunks' row order
 
     def build_model(self) -> nn.Module:
         max_len = max(self.train_ids.shape[1], self.val_ids.shape[1])
-        return TransformerClassifier(self.cfg.model, len(self.tokenizer), len(self.label_names), max_len)
+        return TransformerClassifier(self.cfg.model, len(self.tokenizer), len(self.label_names), max_len).to(self.device)
 
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train_labels) / self.cfg.batch_size)
@@ -170,7 +175,7 @@ class TextClsTask:
             idx = order[start : start + self.cfg.batch_size]
             ids = self.train_ids[idx]
             width = int(ids.ne(0).sum(1).max())  # trim shared padding
-            yield ids[:, :width], self.train_labels[idx]
+            yield ids[:, :width].to(self.device), self.train_labels[idx].to(self.device)
 
     def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         ids, labels = batch
@@ -190,6 +195,6 @@ class TextClsTask:
 
     def describe(self) -> dict[str, Any]:
         info = asdict(self.cfg)
-        info.update(task=self.name, vocab_size=len(self.tokenizer), n_classes=len(self.label_names),
+        info.update(task=self.name, device=str(self.device), vocab_size=len(self.tokenizer), n_classes=len(self.label_names),
                     train_examples=len(self.train_labels), val_examples=len(self.val_labels))
         return info
