@@ -357,7 +357,7 @@ def _direct_call(name: str, args):
         fn, builders = entry
         scope = dict(zip(_ARG_NAMES[name], args))
         out = fn(*[build(scope) for build in builders])
-        return out[0] if name == "forward" else tuple(out[: _N_OUTPUTS[name]])
+        return out[0] if _N_OUTPUTS[name] == 1 else tuple(out[: _N_OUTPUTS[name]])
     captured = []
 
     def backend(gm, example_inputs):
@@ -375,7 +375,7 @@ def _direct_call(name: str, args):
         if builders is not None:
             scope = dict(zip(_ARG_NAMES[name], args))
             out = fn(*[build(scope) for build in builders])
-            expected = (result,) if name == "forward" else tuple(result)
+            expected = (result,) if _N_OUTPUTS[name] == 1 else tuple(result)
             if len(out) >= len(expected) and all(
                     isinstance(o, torch.Tensor) and o.shape == e.shape and torch.equal(o, e)
                     for o, e in zip(out, expected)):
