@@ -19,7 +19,7 @@ import torch
 
 from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.executor import execute
+from superpos_cli.experiments.executor import execute, shared_workers
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.errors import TrialsFailed
 from superpos_cli.experiments.trials import TrialSpec, failed_record, failed_trials, failure_line, raise_if_failed
@@ -82,6 +82,23 @@ def test_jobs_2_matches_jobs_1_and_stores_every_trial(sequential, tmp_path):
         assert events.kinds["done"] == 3
         for trial, record in zip(trials, parallel):
             assert store.get(ResultsStore.config_hash(trial.config()))["result"] == record["result"]
+    assert not multiprocessing.active_children()
+
+
+def test_shared_workers_serve_every_execute_inside_with_the_same_numbers(sequential):
+    # reproduce's steps: one pool for all, not a new set of workers (torch import,
+    # kernel tracing) per step; stopped on leaving.
+    trials = _trials()
+    with shared_workers(2):
+        first = execute(trials, jobs=2)
+        workers = {p.pid for p in multiprocessing.active_children()}
+        second = execute(trials[1:], jobs=2)
+        assert {p.pid for p in multiprocessing.active_children()} == workers and len(workers) == 2
+    assert [_numbers(r) for r in first] == [_numbers(r) for r in sequential]
+    assert [_numbers(r) for r in second] == [_numbers(r) for r in sequential[1:]]
+    deadline = time.monotonic() + 15
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not multiprocessing.active_children()
 
 
@@ -191,7 +208,7 @@ _RUN_ONCE = textwrap.dedent(
     import json, sys
     import superpos_cli
     from superpos_cli.engine.loop import TrainConfig
-    from superpos_cli.experiments.executor import execute
+    from superpos_cli.experiments.executor import execute, shared_workers
     from superpos_cli.experiments.store import ResultsStore
     from superpos_cli.experiments.trials import TrialSpec
     from superpos_cli.spec.arms import parse_arm

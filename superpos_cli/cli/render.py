@@ -175,14 +175,17 @@ def power_line(name: str, reference: str, p: dict[str, Any]) -> str:
         return "none" if r is None else f"<= {r:.3g}"
 
     def needs(n: int | None) -> str:
-        return f"> {p.get('max_seeds', 32)}" if n is None else str(n)
+        return f"> {p['max_seeds']}" if n is None else str(n)
 
     mw = p["mann_whitney"]
+    # Below a valid seed count the run "detects" effects that the seeds-needed count
+    # (valid counts only) says it cannot: say so, or the two numbers read as a clash.
+    invalid = f", above {p['alpha']:.0%}: too few seeds for a valid verdict" if p.get("valid_level") is False else ""
     return (f"power {name} vs {reference} ({p['target_power']:.0%}, simulated): {p['n_seeds']} seeds detect {what} "
             f"{detect(p['detectable_ratio'])} (false positives {p['false_positive_rate']:.0%}, nominal "
-            f"{p['alpha'] / 2:.1%}; Mann-Whitney {detect(mw['detectable_ratio'])}); paper's {p['paper_ratio']:.3g} "
-            f"needs {needs(p['seeds_for_paper_ratio'])} seeds (Mann-Whitney {needs(mw['seeds_for_paper_ratio'])}); "
-            f"log-SD {p['log_sd']:.2g}")
+            f"{p['alpha'] / 2:.1%}{invalid}; Mann-Whitney {detect(mw['detectable_ratio'])}); paper's "
+            f"{p['paper_ratio']:.3g} needs {needs(p['seeds_for_paper_ratio'])} seeds (Mann-Whitney "
+            f"{needs(mw['seeds_for_paper_ratio'])}) at <= {p['alpha']:.0%} false positives; log-SD {p['log_sd']:.2g}")
 
 
 def epoch_table(result: dict[str, Any], title: str) -> Table:
@@ -265,7 +268,11 @@ def _power_range(powers: list[dict[str, Any]], seeds: int) -> str:
     needs = [p["seeds_for_paper_ratio"] for p in powers]
     detect = f"{what} <= {min(ratios):.3g}..{max(ratios):.3g}" if ratios else "nothing down to 0.05"
     known = [n for n in needs if n is not None]
-    most = f"> {powers[0].get('max_seeds', 32)}"
+    most = f"> {powers[0]['max_seeds']}"
     seeds_text = (f"{min(known)}..{max(known)} seeds" if known else "") + (f" ({most} for some)" if None in needs else "")
+    alpha = powers[0]["alpha"]
+    invalid = any(p.get("valid_level") is False for p in powers)
+    level = f" (false positives above {alpha:.0%} at {seeds} seeds: too few for a valid verdict)" if invalid else ""
     return (f"power at {powers[0]['target_power']:.0%} (simulated, bootstrap verdict): {seeds} seeds detect {detect} "
-            f"across cells; the paper's effect ({powers[0]['paper_ratio']:.3g}) needs {seeds_text.strip() or most + ' seeds'}")
+            f"across cells{level}; the paper's effect ({powers[0]['paper_ratio']:.3g}) needs "
+            f"{seeds_text.strip() or most + ' seeds'} at <= {alpha:.0%} false positives")

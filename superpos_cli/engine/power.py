@@ -42,17 +42,32 @@ to the observed spread and the tool's own test is applied to each simulated run:
 Every power is the share of ``n_sims`` simulated comparisons the test declares,
 all ratios and seed counts drawing on the same standard-normal numbers (common
 random numbers: power is then monotone in the ratio and the searches are
-stable). The searches double then bisect: on log(ratio) outward from half a
-log-SD, down to ``min_ratio``, to 0.5% of the log ratio; on the number of seeds
-from 2, up to ``max_seeds``. The tests run vectorised over simulated runs with
+stable). The searches: on log(ratio), doubling outward from half a log-SD down
+to ``min_ratio``, then bisecting to 0.5% of the log ratio; on the number of
+seeds, one at a time from 2 to 8, then doubling and bisecting up to
+``max_seeds``. The tests run vectorised over simulated runs with
 the tool's own bootstrap draw (tests/test_power.py checks them equal, run by run,
 to calls of stats.py, and the powers against a brute-force Monte-Carlo of those
 calls). Randomness is a seeded numpy Generator; the same inputs give the same
-outputs. One power record costs about 1-3 s at 3-5 seeds on one core.
+outputs.
+
+Cost: one power record at 2-5 seeds takes 0.05-0.12 s on one core (it took
+0.9-1.3 s before the counting below; the same records, bit for bit). Where the
+time went and what replaced it: the bootstrap's bounds are counts, not sorts
+(:func:`_bootstrap_declares`); resample medians are an n-step walk over small
+integers (:func:`_medians`), with no BLAS call whose threads stall on a loaded
+machine; the bootstrap draw's multisets are computed once per seed count
+(:func:`_multisets`); seed searches step one seed at a time where probes are
+cheap; and :func:`power_analysis` is memoised on its inputs, since reproduce's
+steps share comparisons. The precision is unchanged: 400 simulated comparisons
+per point (a power near 80% is known to +-2 points, one binomial SE) and the
+tool's own 2000 resamples in each.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Sequence
 
@@ -66,6 +81,7 @@ __all__ = ["TESTS", "detectable_ratio", "fit_spread", "power_analysis", "seeds_n
 TESTS = ("bootstrap", "mann_whitney")
 _CHUNK = 1 << 22  # bootstrap values held at once: (sims, resamples, seeds)
 _BLOCK = 100  # simulated runs per step of a sequential decision (_power_beyond)
+_STEP_UP_TO = 8  # seeds_needed steps one seed at a time up to here, then doubles
 
 
 def fit_spread(method: Sequence[float | None], baseline: Sequence[float | None]) -> tuple[float, float] | None:
@@ -108,33 +124,45 @@ class _Simulation:
         return m, b
 
 
-def _medians(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Median of every bootstrap multiset of every row: ``x (S, n)``, ``counts (U, n)``
-    how often each of the n seeds is in multiset u; returns ``(S, U)``.
+@functools.lru_cache(maxsize=64)
+def _multisets(n: int, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct multisets of :func:`stats.bootstrap_indices`' draw: ``seed_counts
+    (U, n)`` int16, how often seed i is in multiset u, and ``counts (U,)``, how many
+    of the resamples drew it. Cached (read-only): every block of every probe of a
+    search uses the same draw, and np.unique over 2000 resamples each time was a
+    fifth of a search's time."""
+    idx = stats.bootstrap_indices(n, n_resamples, seed)  # (B, n), the tool's draw
+    multisets, counts = np.unique(np.sort(idx, axis=1), axis=0, return_counts=True)  # (U, n), (U,)
+    seed_counts = (multisets[:, :, None] == np.arange(n)).sum(axis=1).astype(np.int16)  # (U, n)
+    seed_counts.flags.writeable = counts.flags.writeable = False
+    return seed_counts, counts
+
+
+def _medians(x: np.ndarray, seed_counts: np.ndarray) -> np.ndarray:
+    """Median of every bootstrap multiset of every row: ``x (S, n)``, ``seed_counts
+    (U, n)`` how often each of the n seeds is in multiset u; returns ``(U, S)``.
 
     The same floats as ``np.median(x[:, idx], axis=-1)``: the two middle order
     statistics of the resample, averaged as (a + b) / 2. They are found by walking
-    the row's sorted values with cumulative counts instead of sorting every
-    resample (3-5x faster at 10-64 seeds)."""
-    n = x.shape[1]
+    each row's sorted values while adding up how many of them the resample holds
+    (``size``): the lower middle value sits at the number of sorted positions whose
+    size is still <= (n - 1) // 2, the upper at <= n // 2. The walk is n steps over
+    ``(U, S)`` slabs of small integers: no sort per resample (3-5x faster at 10-64
+    seeds) and no BLAS call, whose threads slowed this 4x on a loaded 2-core
+    machine; a cumulative sum along the short seed axis was 3x slower still."""
+    n_sims, n = x.shape
     order = np.argsort(x, axis=1)  # (S, n)
     xs = np.take_along_axis(x, order, axis=1)  # (S, n), ascending; misses (+inf) last
-    # (U, S, n), resample size up to each sorted value; kept in this layout because a
-    # cumsum over a transposed view is 7x slower.
-    cum = np.cumsum(counts[:, order], axis=-1)
-    lower = np.sum(cum <= (n - 1) // 2, axis=-1).T  # (S, U): sorted position of the lower middle value
-    upper = np.sum(cum <= n // 2, axis=-1).T  # (S, U)
-    rows = np.arange(x.shape[0])[:, None]  # (S, 1)
-    return (xs[rows, lower] + xs[rows, upper]) / 2.0
-
-
-def _weighted_order_statistic(theta: np.ndarray, counts: np.ndarray, rank: int) -> np.ndarray:
-    """Per row of ``theta (S, U)``: the ``rank``-th (0-based) smallest of the values
-    repeated ``counts (U,)`` times each."""
-    order = np.argsort(theta, axis=1, kind="stable")  # (S, U)
-    cum = np.cumsum(counts[order], axis=1)  # (S, U)
-    j = np.sum(cum <= rank, axis=1)  # (S,)
-    return np.take_along_axis(theta, order, axis=1)[np.arange(theta.shape[0]), j]
+    size = np.zeros((len(seed_counts), n_sims), dtype=np.int16)  # (U, S): resample size up to position k
+    lower = np.zeros_like(size)  # (U, S): sorted position of the lower middle value
+    upper = lower if n % 2 else np.zeros_like(size)  # (U, S); odd n: the same value
+    for k in range(n):
+        size += seed_counts[:, order[:, k]]  # (U, S)
+        lower += size <= (n - 1) // 2
+        if n % 2 == 0:
+            upper += size <= n // 2
+    cols = np.arange(n_sims)  # (S,)
+    return (xs[cols, lower] + xs[cols, upper]) / 2.0
 
 
 def _bootstrap_declares(m: np.ndarray, b: np.ndarray, *, confidence: float, n_resamples: int, seed: int,
@@ -144,57 +172,67 @@ def _bootstrap_declares(m: np.ndarray, b: np.ndarray, *, confidence: float, n_re
     outward quantiles (numpy's "lower" / "higher") as that function, vectorised over
     runs. A resample's medians depend only on the multiset of indices it drew, so
     each distinct multiset is computed once and weighted by how often it was drawn
-    (10 multisets instead of 2000 resamples at 3 seeds)."""
+    (10 multisets instead of 2000 resamples at 3 seeds).
+
+    The bounds are never formed: the k-th smallest (0-based) of the B ratios is
+    below c exactly when at least k + 1 of them are, so ``high < 1`` is a weighted
+    count of resamples with ratio < 1 (and likewise the equivalence band's two
+    bounds), a matrix-vector product instead of a sort per run."""
     n_sims, n = m.shape
-    idx = stats.bootstrap_indices(n, n_resamples, seed)  # (B, n), the tool's draw
-    multisets, counts = np.unique(np.sort(idx, axis=1), axis=0, return_counts=True)  # (U, n), (U,)
-    seed_counts = (multisets[:, :, None] == np.arange(n)).sum(axis=1).astype(np.int32)  # (U, n)
+    seed_counts, counts = _multisets(n, n_resamples, seed)
+    weights = counts.astype(float)  # (U,)
     alpha = (1.0 - confidence) / 2.0
     lo_rank = math.floor((n_resamples - 1) * alpha)  # numpy's "lower" virtual index
     hi_rank = math.ceil((n_resamples - 1) * (1.0 - alpha))  # and "higher"
-    low, high = np.empty(n_sims), np.empty(n_sims)
-    chunk = max(1, _CHUNK // (len(multisets) * n))
+    declared = np.empty(n_sims, dtype=bool)
+    chunk = max(1, _CHUNK // (len(seed_counts) * n))
     for start in range(0, n_sims, chunk):
         sl = slice(start, start + chunk)
-        theta = stats.censored_ratio(_medians(m[sl], seed_counts), _medians(b[sl], seed_counts))  # (s, U)
-        low[sl] = _weighted_order_statistic(theta, counts, lo_rank)
-        high[sl] = _weighted_order_statistic(theta, counts, hi_rank)
-    declared = high < 1.0
-    if equivalence is not None:
-        declared &= ~((low >= 1.0 - equivalence) & (high <= 1.0 + equivalence))
+        theta = stats.censored_ratio(_medians(m[sl], seed_counts), _medians(b[sl], seed_counts))  # (U, s)
+        high_below_1 = weights @ (theta < 1.0) >= hi_rank + 1  # (s,)
+        if equivalence is not None:
+            low_inside = weights @ (theta < 1.0 - equivalence) <= lo_rank  # low >= 1 - equivalence
+            high_inside = weights @ (theta <= 1.0 + equivalence) >= hi_rank + 1  # high <= 1 + equivalence
+            high_below_1 &= ~(low_inside & high_inside)
+        declared[sl] = high_below_1
     return declared
 
 
 def _mann_whitney_declares(m: np.ndarray, b: np.ndarray, *, alpha: float) -> np.ndarray:
     """Per simulated run: :func:`stats.mann_whitney` p <= alpha and the method's
-    median lower. Runs without misses (continuous draws, no ties) go to scipy in one
-    batch, which picks the method (exact / asymptotic) a single call would; runs
-    with misses (ties at +inf) go through the tool's function one by one."""
+    median lower. Continuous draws tie only at +inf, so a run ties when two or more
+    of its values missed. scipy's "auto" picks exact or asymptotic for a whole
+    batch (asymptotic if any run ties), so runs without ties go in one batch (the
+    method a single call would pick) and runs with ties in another, asymptotic, as
+    a single call with ties is; runs whose values are all equal get 1.0, as
+    stats.mann_whitney gives them."""
     p = np.ones(m.shape[0])
-    ties = ~np.isfinite(m).all(axis=1) | ~np.isfinite(b).all(axis=1)  # continuous draws tie only at +inf
-    clean = np.flatnonzero(~ties)
+    misses = (~np.isfinite(m)).sum(axis=1) + (~np.isfinite(b)).sum(axis=1)  # (S,)
+    clean = np.flatnonzero(misses < 2)
     if clean.size:
         p[clean] = _sps.mannwhitneyu(m[clean], b[clean], axis=-1).pvalue
-    for i in np.flatnonzero(ties):  # one call each, exactly as the tool makes it
-        p[i] = stats.mann_whitney(m[i], b[i])
+    ties = np.flatnonzero((misses >= 2) & (misses < m.shape[1] + b.shape[1]))  # all misses: all equal, p = 1
+    if ties.size:
+        p[ties] = _sps.mannwhitneyu(m[ties], b[ties], axis=-1, method="asymptotic").pvalue
     lower = np.median(m, axis=1) < np.median(b, axis=1)
     return (p <= alpha) & lower
 
 
-def _declared(sim: _Simulation, ratio: float, test: str, rows: slice, *, confidence: float, n_resamples: int,
-              boot_seed: int, equivalence: float | None) -> int:
-    """How many of the simulated runs ``rows`` the test declares better at ``ratio``."""
-    m, b = sim.arms(ratio)
+def _declared(arms: tuple[np.ndarray, np.ndarray], test: str, rows: slice, *, confidence: float,
+              n_resamples: int, boot_seed: int, equivalence: float | None) -> int:
+    """How many of the simulated runs ``rows`` of ``arms`` (method, reference) the
+    test declares better."""
+    m, b = arms[0][rows], arms[1][rows]
     if test == "bootstrap":
-        declared = _bootstrap_declares(m[rows], b[rows], confidence=confidence, n_resamples=n_resamples,
-                                       seed=boot_seed, equivalence=equivalence)
+        declared = _bootstrap_declares(m, b, confidence=confidence, n_resamples=n_resamples, seed=boot_seed,
+                                       equivalence=equivalence)
     else:
-        declared = _mann_whitney_declares(m[rows], b[rows], alpha=1.0 - confidence)
+        declared = _mann_whitney_declares(m, b, alpha=1.0 - confidence)
     return int(np.sum(declared))
 
 
 def _power(sim: _Simulation, ratio: float, test: str, **kw) -> float:
-    return _declared(sim, ratio, test, slice(None), **kw) / sim.n_sims
+    return _declared(sim.arms(ratio), test, slice(None), **kw) / sim.n_sims
 
 
 def _power_beyond(sim: _Simulation, ratio: float, test: str, level: float, above: bool, **kw) -> bool:
@@ -202,9 +240,10 @@ def _power_beyond(sim: _Simulation, ratio: float, test: str, level: float, above
     answer, but decided block by block: it stops once the runs left cannot change
     it (most searches' probes are far from the level, so this halves their cost)."""
     n_sims, hits = sim.n_sims, 0
+    arms = sim.arms(ratio)
     for start in range(0, n_sims, _BLOCK):
         stop = min(start + _BLOCK, n_sims)
-        hits += _declared(sim, ratio, test, slice(start, stop), **kw)
+        hits += _declared(arms, test, slice(start, stop), **kw)
         low, high = hits / n_sims, (hits + n_sims - stop) / n_sims  # bounds of the final power
         if above and (low >= level or high < level):
             return low >= level
@@ -272,8 +311,10 @@ def seeds_needed(ratio: float, center: float, sd: float, *, test: str = "bootstr
     a test that holds its level) asks for a seed count at which the verdict means
     what it says. ``None`` drops the condition.
 
-    Search: doubling from 2, then bisection, assuming the condition, once met,
-    stays met with more seeds (power rises and the false-positive rate falls).
+    Search: one seed at a time from 2 to 8 (probes there are cheap: at most 1,440
+    distinct resamples), then doubling and bisection up to ``max_seeds``, assuming
+    the condition, once met, stays met with more seeds (power rises and the
+    false-positive rate falls).
     """
     _check(test, 2)
     kw = dict(confidence=confidence, n_resamples=n_resamples, boot_seed=boot_seed, equivalence=equivalence)
@@ -288,7 +329,7 @@ def seeds_needed(ratio: float, center: float, sd: float, *, test: str = "bootstr
     while not enough(high):
         if high >= max_seeds:
             return None
-        low, high = high, min(2 * high, max_seeds)
+        low, high = high, min(high + 1 if high < _STEP_UP_TO else 2 * high, max_seeds)
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if enough(mid) else (mid, high)
@@ -305,16 +346,35 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
     ``paper_ratio`` is the effect to size seeds for (e.g. 4.6 / 7.4 epochs).
     Returns ``{"method", "test", "target_power", "alpha", "n_seeds", "max_seeds", "log_center",
     "log_sd", "paper_ratio", "detectable_ratio", "power_at_paper_ratio",
-    "seeds_for_paper_ratio", "false_positive_rate", "mann_whitney": {the same
-    four for that test}, "note"}``. ``false_positive_rate`` is the share of
-    simulated runs declared better at ratio 1: the test's real one-sided size,
+    "seeds_for_paper_ratio", "false_positive_rate", "valid_level", "mann_whitney":
+    {the same six for that test}, "note"}``. ``false_positive_rate`` is the share
+    of simulated runs declared better at ratio 1: the test's real one-sided size,
     nominally 2.5%; the percentile bootstrap's runs far above it at few seeds (about
     23%, 11%, 7% at 2, 3, 4 seeds), so a small run's detectable ratio is partly
     bought with false positives. ``seeds_for_paper_ratio`` counts only seed numbers
-    whose false-positive rate is at most alpha (:func:`seeds_needed`). The numbers are None (with a ``note`` saying why)
-    when the spread cannot be estimated or there are fewer than 2 seeds. ``detectable_ratio`` None: not detectable at any ratio
-    down to 0.05; ``seeds_for_paper_ratio`` None: more than ``max_seeds``.
+    whose false-positive rate is at most alpha (:func:`seeds_needed`), and
+    ``valid_level`` says whether this run's own seed count is one of them: when it
+    is False, ``detectable_ratio`` may lie beyond the paper's ratio while
+    ``seeds_for_paper_ratio`` exceeds ``n_seeds`` (both true: the small run would
+    flag the effect, but flags no effect just as often). The numbers are None (with
+    a ``note`` saying why) when the spread cannot be estimated or there are fewer
+    than 2 seeds. ``detectable_ratio`` None: not detectable at any ratio down to
+    0.05; ``seeds_for_paper_ratio`` None: more than ``max_seeds``.
     """
+    # Memoised on its inputs (a pure, seeded function): steps of one reproduction
+    # share comparisons (the table's sgd arms are the lambda sweep's cells), and a
+    # copy goes out so that no caller can edit the cached record.
+    def key(values: Sequence[float | None]) -> tuple[float | None, ...]:
+        return tuple(None if v is None else float(v) for v in values)
+
+    return copy.deepcopy(_power_analysis(key(method), key(baseline), paper_ratio, max_value, target_power, confidence,
+                                         equivalence, n_sims, seed, max_seeds))
+
+
+@functools.lru_cache(maxsize=256)
+def _power_analysis(method: tuple[float | None, ...], baseline: tuple[float | None, ...], paper_ratio: float,
+                    max_value: float | None, target_power: float, confidence: float, equivalence: float | None,
+                    n_sims: int, seed: int, max_seeds: int) -> dict:
     n = len(baseline)
     out: dict = {
         "method": f"simulation: lognormal seeds with the observed spread, {n_sims} runs per point",
@@ -322,9 +382,9 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
         "target_power": target_power, "alpha": round(1.0 - confidence, 10), "n_seeds": n, "max_seeds": max_seeds,
         "log_center": None, "log_sd": None, "paper_ratio": paper_ratio,
         "detectable_ratio": None, "power_at_paper_ratio": None, "seeds_for_paper_ratio": None,
-        "false_positive_rate": None,
+        "false_positive_rate": None, "valid_level": None,
         "mann_whitney": {"detectable_ratio": None, "power_at_paper_ratio": None, "seeds_for_paper_ratio": None,
-                         "false_positive_rate": None},
+                         "false_positive_rate": None, "valid_level": None},
         "note": None,
     }
     fit = fit_spread(method, baseline)
@@ -345,6 +405,9 @@ def power_analysis(method: Sequence[float | None], baseline: Sequence[float | No
             into["power_at_paper_ratio"] = simulated_power(paper_ratio, n, center, sd, test=test, equivalence=eq,
                                                            **common)
             into["false_positive_rate"] = simulated_power(1.0, n, center, sd, test=test, equivalence=eq, **common)
+            # The condition seeds_for_paper_ratio puts on a seed count, at this run's
+            # own count (the same simulated runs, so the same answer seeds_needed gets).
+            into["valid_level"] = into["false_positive_rate"] <= 1.0 - confidence
     if n < 2:
         out["note"] = "one seed: no test, so no power at this run's size"
     return out

@@ -158,11 +158,38 @@ def execute(
     return records  # type: ignore[return-value]  # every slot is filled above
 
 
-def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
-                  finish: Callable[[int, dict[str, Any], int], None]) -> None:
-    """Run ``trials[i]`` for ``i`` in ``pending`` on ``jobs`` workers, calling
-    ``finish(i, record, threads)`` in the parent as each completes."""
-    threads = TRIAL_THREADS
+# The pool :func:`shared_workers` keeps open: {"jobs": n, "pool": pool or None}; empty
+# outside it.
+_SHARED: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def shared_workers(jobs: int) -> Iterator[None]:
+    """Every parallel :func:`execute` inside reuses one pool of ``jobs`` workers,
+    started at the first that needs it and stopped on leaving.
+
+    Why: a new worker imports torch (about 3 s) and, at its first quantum trial,
+    traces the fourier kernels with dynamo, which no disk cache keeps (about 7 s of
+    a core). Each execute() otherwise starts its own workers, so reproduce's seven
+    sweeps paid that 14 times at ``--jobs 2``, about a tenth of ``--quick``. The
+    numbers cannot change: a trial's depend only on its seed and configuration,
+    never on which process ran it or what ran before (module docstring). A pool
+    that broke (a worker died) or was stopped by an interrupt is replaced by the
+    next execute(); a nested call keeps the outer pool."""
+    if _SHARED:
+        yield
+        return
+    _SHARED.update(jobs=jobs, pool=None)
+    try:
+        yield
+    finally:
+        pool = _SHARED.get("pool")
+        _SHARED.clear()
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _new_pool(jobs: int, threads: int) -> ProcessPoolExecutor:
     # Workers inherit the environment at spawn, before numpy loads its BLAS: without
     # this each worker's OpenBLAS starts one thread per core, and two workers on two
     # cores ran every epoch 2.4x slower (the circuit coefficients use numpy).
@@ -172,9 +199,24 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
     # one compile process per core, each worker also started those processes (each
     # importing torch) for two kernels: 20-30% more CPU per cold worker, measured.
     os.environ.setdefault(COMPILE_THREADS_VAR, "1")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
+
+
+def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
+                  finish: Callable[[int, dict[str, Any], int], None]) -> None:
+    """Run ``trials[i]`` for ``i`` in ``pending`` on ``jobs`` workers (the shared
+    pool's, inside :func:`shared_workers`), calling ``finish(i, record, threads)``
+    in the parent as each completes."""
+    threads = TRIAL_THREADS
+    shared = bool(_SHARED)
+    pool = _SHARED.get("pool") if shared else None
+    if pool is None:
+        pool = _new_pool(_SHARED["jobs"] if shared else jobs, threads)
+        if shared:
+            _SHARED["pool"] = pool
     futures: dict[Future, int] = {}
+    broken = False
     try:
         futures = {pool.submit(run_trial, trials[i]): i for i in pending}
         waiting = set(futures)
@@ -188,6 +230,7 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
                 except BrokenProcessPool:
                     # A worker died (killed, e.g. by the out-of-memory killer); the pool
                     # fails every trial it still held, and this names the cause.
+                    broken = True
                     record = failed_record(trials[i], "worker process died (killed? out of memory?)")
                 except Exception as err:  # noqa: BLE001  the trial's own exception, pickled back
                     record = failed_record(trials[i], err)
@@ -199,8 +242,14 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
         for future in futures:
             future.cancel()
         _stop_workers(pool)
+        if shared:
+            _SHARED["pool"] = None
         raise
-    pool.shutdown(wait=True)
+    if not shared:
+        pool.shutdown(wait=True)
+    elif broken:  # no more trials can run on it: the next execute() starts another
+        pool.shutdown(wait=True)
+        _SHARED["pool"] = None
 
 
 @contextlib.contextmanager

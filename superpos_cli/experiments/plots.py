@@ -20,6 +20,16 @@ def _figure():
     return plt
 
 
+# Arms often train to the same curve (Adam and SGD do under the paper's rule): each
+# arm gets its own dash pattern and the later ones a thinner line, so an arm hidden
+# under another still shows.
+LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 2, 1, 2)), (0, (1, 3)))
+
+
+def _subplots(**kw):
+    return _figure().subplots(figsize=(7, 4.2), **kw)
+
+
 def _save(fig, path: Path) -> None:
     # Atomic (complete or absent); the format follows the name's suffix, as
     # savefig(path) would choose it, since a handle has no suffix to go by.
@@ -37,16 +47,17 @@ def convergence_plot(arms: list[dict[str, Any]], path: Path, ylabel: str, target
     ``arms`` carry ``name`` and ``curves``: per seed a list of (epoch, value).
     """
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for arm in arms:
+    fig, ax = _subplots()
+    for k, arm in enumerate(arms):
         curves = [c for c in arm["curves"] if c]
         if not curves:
             continue
         n = min(len(c) for c in curves)
         x = np.array([p[0] for p in curves[0][:n]])
         y = np.array([[p[1] for p in c[:n]] for c in curves], dtype=float)  # (seeds, evals)
-        line, = ax.plot(x, np.median(y, axis=0), label=arm["name"], lw=1.8)
-        ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.18, lw=0)
+        line, = ax.plot(x, np.median(y, axis=0), label=arm["name"], ls=LINE_STYLES[k % len(LINE_STYLES)],
+                        lw=max(2.2 - 0.3 * k, 1.0))
+        ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.12, lw=0)
     if target is not None:
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.0%}")
     ax.set_xlabel("epoch")
@@ -65,13 +76,17 @@ def sweep_plot(cells: list[dict[str, Any]], axis: str, path: Path, metric: str, 
     Cells that differ in other axes become separate lines.
     """
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _subplots()
     groups: dict[str, list[dict[str, Any]]] = {}
     for cell in cells:
         others = ", ".join(f"{k}={v}" for k, v in cell["axes"].items() if k != axis)
         groups.setdefault(others, []).append(cell)
-    for label, members in groups.items():
-        members.sort(key=lambda c: _sort_key(c["axes"][axis]))
+    # Numbers in their order; names (perturbations, noise channels) as the grid lists
+    # them, which puts the control's value where the user's flag put it.
+    numeric = all(_sort_key(c["axes"][axis])[0] == 0 for c in cells)
+    for k, (label, members) in enumerate(groups.items()):
+        if numeric:
+            members.sort(key=lambda c: _sort_key(c["axes"][axis]))
         xs = [str(c["axes"][axis]) for c in members]
         center = [c[metric].get("median", c[metric].get("mean")) for c in members]
         low = [c[metric]["ci"][0] for c in members]
@@ -79,12 +94,13 @@ def sweep_plot(cells: list[dict[str, Any]], axis: str, path: Path, metric: str, 
         y = np.array([np.nan if v is None else v for v in center], dtype=float)
         lo = np.array([np.nan if v is None else v for v in low], dtype=float)
         hi = np.array([np.nan if v is None else v for v in high], dtype=float)
-        line, = ax.plot(xs, y, marker="o", label=label or metric)
-        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+        line, = ax.plot(xs, y, marker="o", label=label or None, ls=LINE_STYLES[k % len(LINE_STYLES)])
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel(axis)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    if len(groups) > 1:  # one line needs no legend: the y label names it
+        ax.legend(frameon=False)
     _save(fig, path)
     plt.close(fig)
 

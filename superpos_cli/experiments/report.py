@@ -26,14 +26,16 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1180px;
 color:#1f2328;line-height:1.45;padding:0 1em}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
-th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:right;vertical-align:top}
+table{border-collapse:collapse;margin:.8em 0;font-size:.86em}
+th,td{border:1px solid #d0d7de;padding:.3em .45em;text-align:right;vertical-align:top}
 th{background:#f6f8fa}td.l,th.l{text-align:left}tr.paper td{color:#57606a;font-style:italic}
 code,pre{background:#f6f8fa;padding:.15em .35em;border-radius:4px;font-size:.88em}
 pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .status{font-weight:600;white-space:nowrap}.meta td{text-align:left}
 img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}.figs{display:flex;flex-wrap:wrap;gap:1em}
-.figs figure{margin:0;flex:1 1 520px}.note{color:#57606a;font-size:.9em}
+.figs figure{margin:0;flex:0 1 calc(50% - .5em);min-width:340px}.figs figure.full{flex-basis:100%}
+.note{color:#57606a;font-size:.9em}.ci{color:#57606a;font-size:.85em;white-space:nowrap}
+.wide{overflow-x:auto}th{vertical-align:bottom}.meta th{vertical-align:top}
 """
 
 
@@ -75,24 +77,40 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+class _WithCI(tuple):
+    """A table cell ``(value, interval)``: the interval goes on its own line, small
+    and unbroken, so a narrow column never splits "[90.0%, 94.2%]" in two."""
+
+
+def _cell(c: Any) -> str:
+    if isinstance(c, _WithCI):
+        value, ci = c
+        return _e(value) + (f"<br><span class='ci'>{_e(ci.strip())}</span>" if ci else "")
+    return _e(c)
+
+
 def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None, left: int = 1) -> str:
     head = "".join(f"<th class='l'>{_e(h)}</th>" if i < left else f"<th>{_e(h)}</th>" for i, h in enumerate(headers))
-    out = [f"<table><tr>{head}</tr>"]
+    out = [f"<div class='wide'><table><tr>{head}</tr>"]
     for k, row in enumerate(rows):
         cls = f" class='{classes[k]}'" if classes and classes[k] else ""
-        cells = "".join(f"<td class='l'>{_e(c)}</td>" if i < left else f"<td>{_e(c)}</td>" for i, c in enumerate(row))
+        cells = "".join(f"<td class='l'>{_cell(c)}</td>" if i < left else f"<td>{_cell(c)}</td>"
+                        for i, c in enumerate(row))
         out.append(f"<tr{cls}>{cells}</tr>")
-    return "".join(out) + "</table>"
+    return "".join(out) + "</table></div>"
 
 
 def _claims_table(claims: list[dict[str, Any]]) -> str:
     rows = []
     for c in claims:
         colour = _STATUS_COLOURS.get(c["status"], "#1f2328")
+        # Most verdicts begin with their status ("not reproduced (no significant
+        # difference)"): the coloured status is that beginning, not a second copy.
+        rest = c["verdict"][len(c["status"]):] if c["verdict"].startswith(c["status"]) else f": {c['verdict']}"
         rows.append(f"<tr><td class='l'><a href='#step-{_e(c['step'])}'>{_e(c['claim'])}</a></td>"
                     f"<td class='l'>{_e(c['paper'])}</td><td class='l'>{_e(c['here'])}</td>"
-                    f"<td class='l'><span class='status' style='color:{colour}'>{_e(c['status'])}</span>: "
-                    f"{_e(c['verdict'])}</td></tr>")
+                    f"<td class='l'><span class='status' style='color:{colour}'>{_e(c['status'])}</span>"
+                    f"{_e(rest)}</td></tr>")
     return ("<table id='claims-table'><tr><th class='l'>claim</th><th class='l'>paper</th><th class='l'>here</th>"
             "<th class='l'>verdict</th></tr>" + "".join(rows) + "</table>")
 
@@ -124,15 +142,17 @@ def _pct(x: Any, signed: bool = False) -> str:
 
 
 def _ci(ci: Any, fmt: Callable[[Any], str]) -> str:
+    # A no-break space inside the brackets: a narrow column wraps between cells' words,
+    # never inside an interval.
     if not ci or ci[0] is None and ci[1] is None:
         return ""
-    return f" [{fmt(ci[0]) if ci[0] is not None else 'inf'}, {fmt(ci[1]) if ci[1] is not None else 'inf'}]"
+    return f" [{fmt(ci[0]) if ci[0] is not None else 'inf'},\u00a0{fmt(ci[1]) if ci[1] is not None else 'inf'}]"
 
 
-def _epochs(summary: dict[str, Any]) -> str:
+def _epochs(summary: dict[str, Any]) -> _WithCI:
     e = summary["epochs_to_target"]
     median = f"> {e['max_epochs']}" if e["median"] is None else f"{e['median']:.2f}"
-    return median + _ci(e["ci"], lambda x: f"{x:.2f}")
+    return _WithCI((median, _ci(e["ci"], lambda x: f"{x:.2f}")))
 
 
 def _reached(summary: dict[str, Any]) -> str:
@@ -164,7 +184,7 @@ def _step_section(step: dict[str, Any], figures: "_Figures") -> str:
 
 def _telemetry(summary: dict[str, Any]) -> str:
     ratio, share = summary.get("perturb_ratio") or {}, summary.get("scope_share") or {}
-    return f"{_small(ratio.get('median'))} / {_pct(share.get('median'))}" if ratio.get("median") is not None else "-"
+    return f"{_small(ratio.get('median'))}\u00a0/ {_pct(share.get('median'))}" if ratio.get("median") is not None else "-"
 
 
 def _compare(step: dict[str, Any], doc: dict[str, Any], figures: "_Figures") -> list[str]:
@@ -182,14 +202,14 @@ def _compare(step: dict[str, Any], doc: dict[str, Any], figures: "_Figures") -> 
     for arm in doc["arms"]:
         if accuracy:
             acc = arm["final_accuracy"]
-            rows.append([arm["name"], _pct(acc["mean"]) + _ci(acc["ci"], lambda x: f"{x:.1%}"), _epochs(arm),
+            rows.append([arm["name"], _WithCI((_pct(acc["mean"]), _ci(acc["ci"], lambda x: f"{x:.1%}"))), _epochs(arm),
                          _reached(arm), _num(arm["epoch_time_s"]["median"], 3), _pct(arm["overhead"], True),
                          _num(arm["break_even_speedup"]), _num(arm["achieved_speedup"]),
                          _num(arm["time_to_target_ratio"]), _ci(arm["epochs_ratio_ci"], lambda x: f"{x:.2f}"),
                          _small(arm["p_value"]), arm["verdict"] or "reference", _telemetry(arm)])
         else:
             loss = arm["mean_train_loss"]
-            rows.append([arm["name"], _num(loss["mean"], 4) + _ci(loss["ci"], lambda x: f"{x:.4f}"),
+            rows.append([arm["name"], _WithCI((_num(loss["mean"], 4), _ci(loss["ci"], lambda x: f"{x:.4f}"))),
                          _pct(arm["loss_change"], True), _ci(arm["loss_ratio_ci"], lambda x: f"{x:.4f}"),
                          _num(arm["epoch_time_s"]["median"], 3), _pct(arm["overhead"], True), _small(arm["p_value"]),
                          arm["verdict"] or "reference", _telemetry(arm)])
@@ -230,13 +250,14 @@ def _ablate(step: dict[str, Any], doc: dict[str, Any], figures: "_Figures") -> l
         name = cell["label"] + (" (control)" if cell["control"] else "") + (" (best)" if cell.get("best") else "")
         if accuracy:
             acc = cell["final_accuracy"]
-            rows.append([name, _pct(acc["mean"]) + _ci(acc["ci"], lambda x: f"{x:.1%}"), _epochs(cell), _reached(cell),
+            rows.append([name, _WithCI((_pct(acc["mean"]), _ci(acc["ci"], lambda x: f"{x:.1%}"))), _epochs(cell),
+                         _reached(cell),
                          _ci(cell["epochs_ratio_ci"], lambda x: f"{x:.2f}"),
                          f"{_small(cell['p_value'])} ({_small(cell.get('p_holm'))})",
                          cell["verdict"] or "control", _telemetry(cell)])
         else:
             loss = cell["mean_train_loss"]
-            rows.append([name, _num(loss["mean"], 4) + _ci(loss["ci"], lambda x: f"{x:.4f}"),
+            rows.append([name, _WithCI((_num(loss["mean"], 4), _ci(loss["ci"], lambda x: f"{x:.4f}"))),
                          _pct(cell["loss_change"], True),
                          f"{_small(cell['p_value'])} ({_small(cell.get('p_holm'))})", cell["verdict"] or "control",
                          _telemetry(cell)])
@@ -321,13 +342,15 @@ class _Figures:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def _embed(self, name: str, draw: Callable[[Path], None]) -> str | None:
+    def _embed(self, name: str, draw: Callable[[Path], None], full: bool = False) -> str | None:
+        """``full``: a figure of two panels, given the page's whole width."""
         path = self.folder / f"{name}.png"
         draw(path)
         if not path.is_file():
             return None
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        return f"<figure><img alt='{_e(name)}' src='data:image/png;base64,{data}'></figure>"
+        cls = " class='full'" if full else ""
+        return f"<figure{cls}><img alt='{_e(name)}' src='data:image/png;base64,{data}'></figure>"
 
     def convergence(self, name: str, arms: list[dict[str, Any]], ylabel: str, target: float | None,
                     title: str) -> str | None:
@@ -406,4 +429,4 @@ class _Figures:
             _save(fig, path)
             plt.close(fig)
 
-        return self._embed(name, draw)
+        return self._embed(name, draw, full=True)

@@ -100,8 +100,9 @@ SCALES: dict[str, Scale] = {
 FULL_CIRCUIT_BATCH = 16384
 FULL_ATTENTION_SHAPE = (4, 4, 32, 32)
 PROFILE_PARTS = ("circuit", "attention")
-# The paper's numbers (paper-spec §4) the verdicts hold the measured intervals against.
-PAPER_EPOCHS_RATIO = 4.6 / 7.4
+# The paper's numbers (paper-spec §4) the verdicts hold the measured intervals against;
+# its epochs ratio is summary.PAPER_EPOCHS_RATIO, the one the power records size seeds
+# for (imported where used: summary imports torch, and planning stays torch-free).
 PAPER_TIME_RATIO = 4.6 * 1.35 / 7.4
 PAPER_EPOCH_COST = 1.35
 # Timing verdicts need a steady machine: when one arm's per-seed epoch times differ
@@ -317,30 +318,15 @@ def run_plan(planned: list[PlannedStep], scale: Scale, *, store: Any = None, job
              on_event: Any = None, on_step: StepCallback | None = None,
              command: str = "superpos reproduce") -> dict[str, Any]:
     """Run every step (after :func:`check_plan`) and return the reproduce document."""
+    from superpos_cli.experiments.executor import shared_workers
     from superpos_cli.experiments.machine import machine_info, versions
     from superpos_cli.fingerprint import code_fingerprint
 
     started, wall = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     done_steps = []
-    for item in planned:
-        if on_step:
-            on_step("start", item, {})
-        t0 = time.perf_counter()
-        counts = {"done": 0, "cached": 0}
-
-        def count(kind: str, trial: Any, payload: dict[str, Any], counts=counts) -> None:
-            if kind in counts:
-                counts[kind] += 1
-            if on_event:
-                on_event(kind, trial, payload)
-
-        doc = _run_step(item, store, jobs, fresh, count, counts)
-        entry = {"id": item.step.id, "title": item.step.title, "question": item.step.question,
-                 "kind": item.step.kind, "command": item.command, "wall_s": time.perf_counter() - t0,
-                 "executed": counts["done"], "reused": counts["cached"], "doc": doc}
-        done_steps.append(entry)
-        if on_step:
-            on_step("done", item, entry)
+    with shared_workers(jobs):  # one set of workers for every step (executor.shared_workers)
+        for item in planned:
+            _run_one(item, store, jobs, fresh, on_event, on_step, done_steps)
     doc = {
         "kind": "reproduce",
         "scale": scale.name,
@@ -359,6 +345,29 @@ def run_plan(planned: list[PlannedStep], scale: Scale, *, store: Any = None, job
         "fingerprint": code_fingerprint(),
     }
     return doc
+
+
+def _run_one(item: PlannedStep, store: Any, jobs: int, fresh: bool, on_event: Any, on_step: StepCallback | None,
+             done_steps: list[dict[str, Any]]) -> None:
+    """Run one step and append its entry (``id``, ..., ``wall_s``, counts, ``doc``)."""
+    if on_step:
+        on_step("start", item, {})
+    t0 = time.perf_counter()
+    counts = {"done": 0, "cached": 0}
+
+    def count(kind: str, trial: Any, payload: dict[str, Any]) -> None:
+        if kind in counts:
+            counts[kind] += 1
+        if on_event:
+            on_event(kind, trial, payload)
+
+    doc = _run_step(item, store, jobs, fresh, count, counts)
+    entry = {"id": item.step.id, "title": item.step.title, "question": item.step.question,
+             "kind": item.step.kind, "command": item.command, "wall_s": time.perf_counter() - t0,
+             "executed": counts["done"], "reused": counts["cached"], "doc": doc}
+    done_steps.append(entry)
+    if on_step:
+        on_step("done", item, entry)
 
 
 def _run_step(item: PlannedStep, store: Any, jobs: int, fresh: bool, count: Any, counts: dict[str, int]) -> dict:
@@ -436,16 +445,49 @@ def _epochs_effect(arm: dict[str, Any], ref: dict[str, Any]) -> str:
 
 
 def power_note(arm: dict[str, Any]) -> str:
-    """A short reading of the power record (deliverable 2's fields), '' without it."""
+    """A short reading of the power record (summary.py "power", engine/power.py), ''
+    without it.
+
+    Both numbers are ratios method / reference where lower is the effect (fewer
+    epochs, lower loss), so "detects <= r" covers every effect at least as strong
+    as r. The detectable ratio is at this run's seed count; the seeds the paper's
+    effect needs count only seed numbers whose false-positive rate is at most
+    alpha. Below such a count (``valid_level`` False: 2-4 seeds, where the
+    percentile bootstrap is too narrow) the run would flag the paper's effect yet
+    "need" more seeds; the note says why instead of reading as a contradiction."""
     p = arm.get("power")
     if not p or p.get("note"):
         return ""
-    detect = p.get("detectable_ratio")
-    need = p.get("seeds_for_paper_ratio")
-    what = "ratio" if p.get("metric") == "epochs_to_target" else "loss ratio"
-    return (f" (power: {p['n_seeds']} seeds detect a {what} <= {_fmt(detect, 3) if detect else 'none'} at "
-            f"{p['target_power']:.0%}; the paper's {_fmt(p['paper_ratio'], 3)} needs "
-            f"{need if need is not None else '> 64'} seeds)")
+    n, detect, need = p["n_seeds"], p["detectable_ratio"], p["seeds_for_paper_ratio"]
+    loss = p["metric"] != "epochs_to_target"
+    what, noun, better = ("a loss ratio", "loss ratio", "lower loss") if loss else \
+        ("an epochs ratio", "epochs ratio", "fewer epochs")
+    at, invalid = f"{p['target_power']:.0%}", p.get("valid_level") is False
+
+    def share(r: float) -> str:
+        return f"{1 - r:.1%} {better}"
+
+    if detect is None:
+        reading = f"{n} seeds detect no {noun} down to 0.05 at {at}"
+    else:
+        reading = (f"{n} seeds {'would flag' if invalid else 'detect'} {what} <= {_fmt(detect, 3)} "
+                   f"({share(detect)} or more) at {at}")
+    if invalid:
+        reading += (f", but they also flag {p['false_positive_rate']:.0%} of runs with no effect (nominal "
+                    f"{p['alpha'] / 2:.1%}, allowed {p['alpha']:.0%}): too few seeds for a valid verdict")
+    seeds = f"{need} seeds" if need is not None else f"more than {p['max_seeds']} seeds"
+    return (f" (power: {reading}; the paper's {_fmt(p['paper_ratio'], 3)} ({share(p['paper_ratio'])}) needs {seeds} "
+            f"for {at} at <= {p['alpha']:.0%} false positives)")
+
+
+def power_is_enough(p: dict[str, Any] | None) -> bool | None:
+    """Whether the run had the seeds the paper's effect needs (None: no power
+    record): its seed count is at least ``seeds_for_paper_ratio``, the rule the
+    power note's "needs N seeds" states."""
+    if not p or p.get("note"):
+        return None
+    need = p["seeds_for_paper_ratio"]
+    return need is not None and p["n_seeds"] >= need
 
 
 def _status_from_verdict(verdict: str, good: str, bad: str, paper: float | None = None,
@@ -486,6 +528,7 @@ def _paired_ratio(a: list, b: list) -> dict[str, Any]:
 
 def _claims_textcls(doc: dict[str, Any]) -> list[dict[str, Any]]:
     from superpos_cli.engine import stats
+    from superpos_cli.experiments.summary import PAPER_EPOCHS_RATIO
 
     ref, arm = doc["arms"][0], _arm(doc, "sgd:lambda=0.5")
     if arm is None or ref is arm:
@@ -657,11 +700,9 @@ def _claims_seeds(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if ref is arm:
         return []
     verdict = arm["verdict"] or ""
-    p = arm.get("power") or {}
-    detect, need = p.get("detectable_ratio"), p.get("seeds_for_paper_ratio")
-    if p and not p.get("note") and verdict == "no significant difference":
-        strength = ("a strong null: the paper's effect would have been detected"
-                    if detect is not None and detect >= 4.6 / 7.4 else
+    enough = power_is_enough(arm.get("power"))
+    if enough is not None and verdict == "no significant difference":
+        strength = ("a strong null: the paper's effect would have been detected" if enough else
                     "a weak null: the paper's effect could have been missed")
     else:
         strength = verdict
@@ -755,12 +796,15 @@ def _claims_cost(doc: dict[str, Any]) -> list[dict[str, Any]]:
     growth = cost_growth(doc)
     if not growth:
         return []
-    here = "; ".join(f"{name} x{_fmt(g['per_qubit'])}/qubit (depth {g['at_depth']}), x{_fmt(g['per_layer'])}/layer "
+    def factor(x: float | None) -> str:  # None: one size only, no growth to fit (not "inf")
+        return "n/a" if x is None else f"x{_fmt(x)}"
+
+    here = "; ".join(f"{name} {factor(g['per_qubit'])}/qubit (depth {g['at_depth']}), {factor(g['per_layer'])}/layer "
                      f"({g['at_qubits']} qubits)" for name, g in growth.items())
     fourier = growth.get("attention fourier / classical", {})
     torch_sv = growth.get("circuit torch", {})
-    answer = (f"quantum attention's overhead (fourier) grows x{_fmt(fourier.get('per_qubit'))} per qubit; "
-              f"a full statevector call x{_fmt(torch_sv.get('per_qubit'))} per qubit")
+    answer = (f"quantum attention's overhead (fourier) grows {factor(fourier.get('per_qubit'))} per qubit; "
+              f"a full statevector call {factor(torch_sv.get('per_qubit'))} per qubit")
     return [{"id": "cost", "claim": "Q5.5: how does cost grow with qubits and depth?",
              "paper": "not reported (4 qubits only)", "here": here, "verdict": answer, "status": "answered"}]
 
