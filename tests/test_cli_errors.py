@@ -180,6 +180,8 @@ CASES = [
     (["compare", "adam", "--max-memory", "0"], "max-memory must be a size"),
     (["ablate", "--lambda", "0,0.1", "--max-memory", "-1G"], "max-memory must be a size"),
     (["train", "--max-memory", "100M"], "more than --max-memory 100 MiB"),
+    (["reproduce", "--quick", "--max-memory", "100M", "--out-dir", "{tmp}/r"], "more than --max-memory 100 MiB"),
+    (["reproduce", "--quick", "--ray-address", "auto", "--out-dir", "{tmp}/r"], "--ray-address needs --executor ray"),
     (["compare", "adam", "sgd", "--qubits", "20", "--backend", "torch", "--max-memory", "16G"], "quantum attention"),
     (["ablate", "--qubits", "4,12", "--readout", "prob", "--noise", "depolarizing:0.01", "--max-memory", "4G"],
      "use fewer --qubits (noise is simulated on density matrices"),

@@ -20,6 +20,9 @@ Quick = Annotated[bool, typer.Option(
 def reproduce(
     quick: Quick = False,
     jobs: o.Jobs = None,
+    max_memory: o.MaxMemory = None,
+    executor: o.Executor = "local",
+    ray_address: o.RayAddress = None,
     store: o.Store = None,
     no_store: o.NoStore = False,
     fresh: o.Fresh = False,
@@ -28,7 +31,7 @@ def reproduce(
     json_: o.Json = False,
 ) -> None:
     """Reproduce the paper: its table, the lambda sweep, perturbations, 2x2, seeds, GSM8K, noise, cost; one HTML report."""
-    from superpos_cli.cli.prepare import prepare_outputs
+    from superpos_cli.cli.prepare import prepare_outputs, prepare_resources
     from superpos_cli.errors import BadInput
     from superpos_cli.experiments.reproduce import SCALES, plan
 
@@ -37,10 +40,11 @@ def reproduce(
         raise BadInput(f"--out-dir {str(out_dir)!r} is a file; give a folder")
     scale = SCALES["quick" if quick else "full"]
     planned = plan(scale, suites_file)
+    jobs, budget = prepare_resources([run for item in planned for run in item.runs], jobs, max_memory)
+    o.check_executor(executor, ray_address)
     out_dir.mkdir(parents=True, exist_ok=True)
     report, document = out_dir / "report.html", out_dir / "reproduce.json"
     store_file = prepare_outputs(out_dir=report, out=document, store=store, no_store=no_store)
-    jobs = o.default_jobs(jobs)
 
     # Every step's settings are checked above without torch; check_plan builds
     # every trial's configuration, still before the first trial starts.
@@ -51,7 +55,7 @@ def reproduce(
     from superpos_cli.experiments.trials import raise_if_failed
 
     check_plan(planned)
-    command = _command(quick, jobs, store, no_store, out_dir, suites_file)
+    command = _command(quick, jobs, store, no_store, out_dir, suites_file, executor, ray_address)
     holder: dict[str, Any] = {}
 
     def on_step(kind: str, item, info: dict[str, Any]) -> None:
@@ -72,7 +76,8 @@ def reproduce(
     with open_store(store_file) as results:
         try:
             doc = run_plan(planned, scale, store=results, jobs=jobs, fresh=fresh, on_event=on_event,
-                           on_step=on_step, command=command)
+                           on_step=on_step, command=command, executor=executor, ray_address=ray_address,
+                           memory_budget=budget)
         finally:
             if "bar" in holder:
                 holder.pop("bar").__exit__(None, None, None)
@@ -93,9 +98,11 @@ def reproduce(
 
 
 def _command(quick: bool, jobs: int, store: Path | None, no_store: bool, out_dir: Path,
-             suites_file: Path | None) -> str:
+             suites_file: Path | None, executor: str = "local", ray_address: str | None = None) -> str:
     """The command line that reruns this reproduction (and reuses its stored trials)."""
     parts = ["superpos", "reproduce", *(["--quick"] if quick else []), "--jobs", str(jobs)]
+    if executor != "local":
+        parts += ["--executor", executor, *(["--ray-address", ray_address] if ray_address else [])]
     if no_store:
         parts.append("--no-store")
     elif store is not None:

@@ -282,18 +282,18 @@ def profile_spec(profile: dict[str, Any]):
 
 
 def check_plan(planned: list[PlannedStep]) -> None:
-    """Build every step's engine spec and check every trial (data files, memory,
-    task options, optimizers) before the first trial starts; fills ``spec``."""
+    """Build every step's engine spec and check every trial (data files, task
+    options, optimizers) before the first trial starts; fills ``spec``. Memory is
+    the CLI's (cli/prepare.prepare_resources over every step's runs)."""
     from superpos_cli.experiments.ablate import AblateSpec
     from superpos_cli.experiments.compare import CompareSpec
     from superpos_cli.experiments.plan import check_trials, train_config
-    from superpos_cli.experiments.preflight import check_data, check_memory
+    from superpos_cli.experiments.preflight import check_data
 
     for item in planned:
         try:
             for run in item.runs:
                 check_data(run)
-                check_memory(run)
             if item.step.kind == "compare":
                 arms = [parse_arm(t, item.run.optimizer_overrides(), item.run.optimizer_protocol())
                         for t in item.arm_texts]
@@ -316,17 +316,21 @@ StepCallback = Callable[[str, PlannedStep, dict[str, Any]], None]  # ("start"|"d
 
 def run_plan(planned: list[PlannedStep], scale: Scale, *, store: Any = None, jobs: int = 1, fresh: bool = False,
              on_event: Any = None, on_step: StepCallback | None = None,
-             command: str = "superpos reproduce") -> dict[str, Any]:
-    """Run every step (after :func:`check_plan`) and return the reproduce document."""
+             command: str = "superpos reproduce", executor: str = "local", ray_address: str | None = None,
+             memory_budget: int | None = None) -> dict[str, Any]:
+    """Run every step (after :func:`check_plan`) and return the reproduce document.
+    ``executor``, ``ray_address``, ``memory_budget``: as for
+    :func:`~superpos_cli.experiments.executor.execute`, for every sweep."""
     from superpos_cli.experiments.executor import shared_workers
     from superpos_cli.experiments.machine import machine_info, versions
     from superpos_cli.fingerprint import code_fingerprint
 
     started, wall = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     done_steps = []
+    execution = dict(jobs=jobs, executor=executor, ray_address=ray_address, memory_budget=memory_budget)
     with shared_workers(jobs):  # one set of workers for every step (executor.shared_workers)
         for item in planned:
-            _run_one(item, store, jobs, fresh, on_event, on_step, done_steps)
+            _run_one(item, store, execution, fresh, on_event, on_step, done_steps)
     doc = {
         "kind": "reproduce",
         "scale": scale.name,
@@ -336,6 +340,7 @@ def run_plan(planned: list[PlannedStep], scale: Scale, *, store: Any = None, job
         "started_at": started,
         "wall_s": time.perf_counter() - wall,
         "jobs": jobs,
+        "executor": executor,
         "executed": sum(s["executed"] for s in done_steps),
         "reused": sum(s["reused"] for s in done_steps),
         "claims": claims(done_steps),
@@ -347,7 +352,8 @@ def run_plan(planned: list[PlannedStep], scale: Scale, *, store: Any = None, job
     return doc
 
 
-def _run_one(item: PlannedStep, store: Any, jobs: int, fresh: bool, on_event: Any, on_step: StepCallback | None,
+def _run_one(item: PlannedStep, store: Any, execution: dict[str, Any], fresh: bool, on_event: Any,
+             on_step: StepCallback | None,
              done_steps: list[dict[str, Any]]) -> None:
     """Run one step and append its entry (``id``, ..., ``wall_s``, counts, ``doc``)."""
     if on_step:
@@ -361,7 +367,7 @@ def _run_one(item: PlannedStep, store: Any, jobs: int, fresh: bool, on_event: An
         if on_event:
             on_event(kind, trial, payload)
 
-    doc = _run_step(item, store, jobs, fresh, count, counts)
+    doc = _run_step(item, store, execution, fresh, count, counts)
     entry = {"id": item.step.id, "title": item.step.title, "question": item.step.question,
              "kind": item.step.kind, "command": item.command, "wall_s": time.perf_counter() - t0,
              "executed": counts["done"], "reused": counts["cached"], "doc": doc}
@@ -370,15 +376,16 @@ def _run_one(item: PlannedStep, store: Any, jobs: int, fresh: bool, on_event: An
         on_step("done", item, entry)
 
 
-def _run_step(item: PlannedStep, store: Any, jobs: int, fresh: bool, count: Any, counts: dict[str, int]) -> dict:
+def _run_step(item: PlannedStep, store: Any, execution: dict[str, Any], fresh: bool, count: Any,
+              counts: dict[str, int]) -> dict:
     if item.step.kind == "compare":
         from superpos_cli.experiments.compare import run_compare
 
-        return run_compare(item.spec, store=store, fresh=fresh, on_event=count, jobs=jobs)
+        return run_compare(item.spec, store=store, fresh=fresh, on_event=count, **execution)
     if item.step.kind == "ablate":
         from superpos_cli.experiments.ablate import run_ablate
 
-        return run_ablate(item.spec, store=store, fresh=fresh, on_event=count, jobs=jobs)
+        return run_ablate(item.spec, store=store, fresh=fresh, on_event=count, **execution)
     return _stored_profile(item.spec, store, fresh, counts)
 
 
