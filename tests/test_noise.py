@@ -174,6 +174,57 @@ def test_noisy_prepare_many_equals_one_at_a_time():
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
+# --------------------------------------------------------------------------- the folded program
+
+
+def _device_or_skip(name="fake_manila"):
+    from superpos_cli.quantum.noise_spec import device_names
+
+    if name not in device_names():
+        pytest.skip("needs the devices extra (qiskit-ibm-runtime)")
+    return name
+
+
+@pytest.mark.parametrize("noise", KINDS + ["device"])
+def test_the_paper_circuit_folds_to_eight_local_ops_and_one_block(noise):
+    """Every angle-free gate and channel folds away: 4 qubits x 2 layers of local ops,
+    one 256 x 256 block between them, the last block inside the readout functional;
+    a device snapshot's 66-instruction transpiled program folds to the same."""
+    from superpos_cli.quantum.backends import density, ptm
+
+    kwargs = {"noise_device": _device_or_skip()} if noise == "device" else {"noise": noise}
+    program = density.program(CircuitSpec(4, 2, readout="prob", **kwargs))
+    assert [type(op).__name__ for op in program.ops] == ["Local"] * 4 + ["Fixed"] + ["Local"] * 4
+    assert program.ops[4].qubits == (0, 1, 2, 3)
+    assert all(isinstance(op, ptm.Fixed) or op.forms[1] for op in program.ops)  # Ry and Rz merged
+
+
+@pytest.mark.parametrize("spec", [
+    CircuitSpec(4, 2, "first-layer", "ring", "prob", noise="amplitude-damping:0.04,depolarizing:0.02,readout:0.03"),
+    CircuitSpec(5, 2, readout="prob", noise="depolarizing:0.02,amplitude-damping:0.03"),  # two-qubit blocks
+    "device",
+], ids=["4-ring", "5-chain", "device"])
+def test_program_jacobian_matches_finite_differences(spec):
+    """The reverse sweep's Jacobian of the coefficients, for two angle sets at once,
+    against central differences of the same simulation."""
+    from superpos_cli.quantum.backends import density
+
+    if spec == "device":
+        spec = CircuitSpec(3, 2, entangler="ring", readout="prob", noise_device=_device_or_skip())
+    P = 2 * spec.depth * spec.n_qubits
+    angles = np.random.default_rng(0).uniform(-np.pi, np.pi, (2, P))
+    coef, jacobian = density.coefficients_and_jacobian(spec, angles)
+    eps = 1e-5
+    for i in range(P):
+        step = np.zeros(P)
+        step[i] = eps
+        up = density.coefficients_and_jacobian(spec, angles + step, jacobian=False)[0]
+        down = density.coefficients_and_jacobian(spec, angles - step, jacobian=False)[0]
+        np.testing.assert_allclose(jacobian[:, i], (up - down) / (2 * eps), atol=1e-8, rtol=0)
+    alone = density.coefficients_and_jacobian(spec, angles[1:], jacobian=False)[0]
+    np.testing.assert_allclose(coef[1:], alone, atol=1e-14, rtol=0)
+
+
 # --------------------------------------------------------------------------- shots
 
 
@@ -246,17 +297,38 @@ def test_bad_noise_options_fail_before_any_work(options):
 
 
 @pytest.mark.parametrize("shots", [100, 1024, 20])
-@pytest.mark.parametrize("p", [0.002, 0.03, 0.3, 0.5, 0.97])
+@pytest.mark.parametrize("p", [0.002, 0.03, 0.12, 0.3, 0.5, 0.97, 0.995])
 def test_shot_counts_follow_the_binomial(shots, p):
     """Chi-square of 20,000 counts against scipy's Binomial(shots, p) pmf, bins merged
-    to expected counts >= 20: the normal approximation used above N min(P, 1-P) = 10
-    must be indistinguishable from exact sampling."""
+    to expected counts >= 20: both regimes (exact inversion below N min(P, 1-P) = 20,
+    the Cornish-Fisher count above) must be indistinguishable from exact sampling."""
+    _check_binomial(shots, p, 20_000, seed=int(p * 1000) + shots)
+
+
+@pytest.mark.parametrize("shots, p", [(100, 0.2), (1024, 0.0196), (1024, 0.98)])
+def test_cornish_fisher_is_indistinguishable_at_its_threshold(shots, p):
+    """A million counts at a mean just above 20, where the approximation starts: a test
+    that tells the second-order (skewness-only) version apart (p ~ 3e-6 here)."""
+    from superpos_cli.quantum.backends.shots import EXACT_BELOW
+
+    assert min(p, 1 - p) * shots >= EXACT_BELOW
+    _check_binomial(shots, p, 1_000_000, seed=shots)
+
+
+def test_a_nan_readout_stays_nan_under_shots():
+    from superpos_cli.quantum.backends.shots import sample_estimate
+
+    v = torch.tensor([0.5, float("nan"), 0.001, 0.3])
+    out = sample_estimate(v, torch.zeros(4), 0.0, 1024, torch.Generator().manual_seed(0))
+    assert out[1].isnan() and not out[[0, 2, 3]].isnan().any()
+
+
+def _check_binomial(shots, p, draws, seed):
     from scipy import stats
 
     from superpos_cli.quantum.backends.shots import sample_counts
 
-    draws = 20_000
-    gen = torch.Generator().manual_seed(int(p * 1000) + shots)
+    gen = torch.Generator().manual_seed(seed)
     counts = sample_counts(torch.full((draws,), p, dtype=torch.float64), shots, gen).numpy()
     assert np.allclose(counts, counts.round()) and counts.min() >= 0 and counts.max() <= shots
     expected = stats.binom.pmf(np.arange(shots + 1), shots, p) * draws
@@ -326,3 +398,9 @@ def test_unknown_device_names_what_is_allowed():
     assert "\n" not in str(err.value)
     if device_names():
         assert "fake_manila" in device_names() and "e.g." in str(err.value)
+
+
+def test_noise_and_a_device_snapshot_exclude_each_other():
+    with pytest.raises(BadInput, match="exclude each other") as err:
+        CircuitSpec(2, 1, readout="prob", noise="depolarizing:0.1", noise_device=_device_or_skip())
+    assert "\n" not in str(err.value)

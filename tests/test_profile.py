@@ -14,8 +14,8 @@ from superpos_cli.experiments.timing import interleaved_runs
 
 runner = CliRunner()
 
-REFERENCE = {"circuit": "ratio_vs_aer", "attention": "ratio_vs_classical", "optimizer": "ratio_vs_fused_adam",
-             "epoch": "break_even_speedup"}
+REFERENCE = {"circuit": "ratio_vs_aer", "attention": "ratio_vs_classical", "noise": "ratio_vs_noiseless_prob",
+             "preparation": "ratio_vs_noiseless", "optimizer": "ratio_vs_fused_adam", "epoch": "break_even_speedup"}
 
 
 def test_profile_json_has_every_part_with_ratios(tmp_path):
@@ -34,6 +34,12 @@ def test_profile_json_has_every_part_with_ratios(tmp_path):
             assert row[ratio] > 0, (part, row["name"])
         assert doc["peak_memory_mb"][part] > 0
     assert {r["backend"] for r in doc["circuit"]} >= {"fourier", "aer"}
+    noise = {r["name"] for r in doc["noise"]}
+    assert {"attention fourier prob", "attention fourier depolarizing:0.01", "attention fourier readout:0.02",
+            "attention fourier shots=1024"} <= noise
+    assert next(r for r in doc["noise"] if r["name"] == "attention fourier prob")["ratio_vs_noiseless_prob"] == 1.0
+    assert {(r["n_qubits"], r["name"]) for r in doc["preparation"]} == {
+        (q, name) for q in (2, 3) for name in ("prepare noiseless", "prepare depolarizing:0.01")}
     assert all(r["circuits_per_s"] > 0 for r in doc["circuit"])
     assert next(r for r in doc["circuit"] if r["backend"] == "aer")["ratio_vs_aer"] == pytest.approx(1.0)
     epoch = {r["name"]: r for r in doc["epoch"]}
@@ -51,6 +57,13 @@ def test_profile_table_for_selected_parts():
     assert "circuit evaluation" not in result.output
 
 
+def test_profile_shows_noise_and_preparation_tables():
+    result = runner.invoke(app, ["profile", "--quick", "--parts", "noise,preparation", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    assert "shot-sampled attention" in result.output and "x noiseless prob" in result.output
+    assert "prepare depolarizing:0.01 q=3 d=2" in result.output
+
+
 @pytest.mark.parametrize("args", [["--qubits", "0"], ["--qubits", "two"], ["--depth", "0"],
                                   ["--parts", "circuit,warp"], ["--repeats", "0"]])
 def test_bad_values_exit_2(args):
@@ -60,7 +73,7 @@ def test_bad_values_exit_2(args):
 
 
 def test_parse_parts_and_spec():
-    assert parse_parts("all") == ("circuit", "attention", "optimizer", "epoch")
+    assert parse_parts("all") == ("circuit", "attention", "noise", "preparation", "optimizer", "epoch")
     assert parse_parts("optimizer, circuit") == ("optimizer", "circuit")
     with pytest.raises(BadInput):
         ProfileSpec(qubits=(2, 0))

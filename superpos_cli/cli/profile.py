@@ -15,6 +15,10 @@ _LAYOUT: dict[str, tuple[str, str, str, list[tuple[str, str, int]]]] = {
     "circuit": ("circuit evaluation (seconds per call)", "ratio_vs_aer", "x aer",
                 [("circuits_per_s", "circuits/s", 0), ("batch", "batch", 0)]),
     "attention": ("attention forward+backward (seconds)", "ratio_vs_classical", "x classical", []),
+    "noise": ("noisy and shot-sampled attention forward+backward (seconds)", "ratio_vs_noiseless_prob",
+              "x noiseless prob", []),
+    "preparation": ("fourier coefficient preparation + backward per step (seconds)", "ratio_vs_noiseless",
+                    "x noiseless", []),
     "optimizer": ("optimizer step per variant (seconds)", "ratio_vs_fused_adam", "x fused adam",
                   [("compile_s", "compile s", 1)]),
     "epoch": ("textcls training time per epoch (seconds)", "break_even_speedup", "break-even",
@@ -25,9 +29,9 @@ _LAYOUT: dict[str, tuple[str, str, str, list[tuple[str, str, int]]]] = {
 
 def _label(part: str, row: dict[str, Any]) -> str:
     name = row["name"]
-    if part in ("circuit", "attention") and "n_qubits" in row:
+    if part in ("circuit", "attention", "noise", "preparation") and "n_qubits" in row:
         name += f" q={row['n_qubits']} d={row['depth']}"
-    if part == "attention" and "shape" in row:
+    if part in ("attention", "noise") and "shape" in row:
         s = row["shape"]
         name += f" B={s['B']} H={s['H']} T={s['T']} d_k={s['d_k']}"
     if part == "optimizer":
@@ -55,7 +59,7 @@ def part_table(part: str, rows: list[dict[str, Any]], peak_mb: float | None) -> 
 def profile(
     qubits: Annotated[str, typer.Option("--qubits", help="Qubits, one value or a sweep such as 2,4,8.")] = "4",
     depth: Annotated[str, typer.Option("--depth", help="Circuit depth, one value or a sweep such as 1,2,4.")] = "2",
-    parts: Annotated[str, typer.Option("--parts", help="circuit,attention,optimizer,epoch,lm or all (lm: opt-in).")] = "all",
+    parts: Annotated[str, typer.Option("--parts", help="circuit,attention,noise,preparation,optimizer,epoch,lm or all (lm: opt-in).")] = "all",
     repeats: Annotated[Optional[int], typer.Option("--repeats", help="Timed repeats per figure (min/median/max); default 5, 2 with --quick.")] = None,
     epoch_steps: Annotated[Optional[int], typer.Option("--epoch-steps", help="epoch: steps per sample (default one full epoch).")] = None,
     lm: Annotated[bool, typer.Option("--lm", help="Add the lm part: tokens/s of the built-in GSM8K GPT.")] = False,
@@ -64,7 +68,8 @@ def profile(
     json_: o.Json = False,
     out: o.Out = None,
 ) -> None:
-    """Where the time goes: circuits/s, attention, optimizer step and epoch overhead, each vs a reference."""
+    """Where the time goes: circuits/s, attention (noiseless, noisy, shot-sampled), coefficient
+    preparation as qubits grow, optimizer step and epoch overhead, each vs a reference."""
     from superpos_cli.cli.prepare import prepare_outputs
 
     prepare_outputs(out=out)  # before the minutes of timing, not after

@@ -6,6 +6,12 @@ the ratio to that part's reference, timed in the same process):
 * ``circuit``: circuits/s per backend, ``ratio_vs_aer`` (:mod:`.profile_quantum`).
 * ``attention``: forward + backward of QuantumAttention, quantum vs classical, at
   the textcls shape and at B=32, H=4, T=64, d_k=16; ``ratio_vs_classical``.
+* ``noise``: forward + backward of noisy (depolarizing, readout error, a device
+  snapshot if the ``devices`` extra is installed) and shot-sampled (1024 shots)
+  quantum attention beside the noiseless one at B=32, H=4, T=64, d_k=16;
+  ``ratio_vs_noiseless_prob`` (:mod:`.profile_noise`).
+* ``preparation``: the fourier coefficients' per-step cost (prepare + backward) as
+  qubits grow (2..8 by default), noiseless and depolarizing; ``ratio_vs_noiseless``.
 * ``optimizer``: one step on 16.8M parameters per variant, ``ratio_vs_fused_adam``
   and kernel compile time (:mod:`.profile_optimizer`).
 * ``epoch`` (here): per-epoch training time on textcls of adam+classical,
@@ -39,8 +45,8 @@ from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.timing import interleaved_runs, summary
 
-PARTS = ("circuit", "attention", "optimizer", "epoch", "lm")
-DEFAULT_PARTS = ("circuit", "attention", "optimizer", "epoch")
+PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch", "lm")
+DEFAULT_PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch")
 # (optimizer preset, attention kind); the first is the reference.
 EPOCH_CONFIGS = (("adam", "classical"), ("adam", "quantum"), ("sgd", "classical"), ("sgd", "quantum"))
 # (B, H, T, d_k): the textcls model (batch 32, 4 heads, d_model 64, <= 64 tokens) and
@@ -60,6 +66,7 @@ class ProfileSpec:
     circuit_batch: int | None = None  # None: one attention layer's scores (profile_quantum's default)
     attention_shapes: tuple[tuple[int, int, int, int], ...] = field(
         default_factory=lambda: tuple(dict.fromkeys((TEXTCLS_ATTENTION_SHAPE, REFERENCE_ATTENTION_SHAPE))))
+    preparation_qubits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
     optimizer_shapes: tuple[tuple[int, ...], ...] | None = None  # None: the 16.8M set
     epoch_steps: int | None = None  # None: one full epoch per sample
     lm_steps: int = 8
@@ -85,7 +92,7 @@ class ProfileSpec:
 def quick_spec(**values: Any) -> ProfileSpec:
     """A smoke-run spec: tiny batches and shapes, two steps per epoch sample, two repeats."""
     values = {"repeats": 2, **values}
-    return ProfileSpec(circuit_batch=4096, attention_shapes=((4, 4, 16, 16),),
+    return ProfileSpec(circuit_batch=4096, attention_shapes=((4, 4, 16, 16),), preparation_qubits=(2, 3),
                        optimizer_shapes=((256, 256),) * 4, epoch_steps=values.pop("epoch_steps", None) or 2,
                        lm_steps=2, **values)
 
@@ -287,6 +294,27 @@ def _attention_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, A
     return rows
 
 
+def _noise_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any]]:
+    from superpos_cli.experiments.profile_noise import profile_noisy_attention
+
+    rows = []
+    for q in spec.qubits:
+        for d in spec.depths:
+            progress(f"noisy attention q={q} depth={d}")
+            rows += profile_noisy_attention(spec.attention_shapes[-1], q, d, spec.repeats)
+    return rows
+
+
+def _preparation_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any]]:
+    from superpos_cli.experiments.profile_noise import profile_preparation
+
+    rows = []
+    for d in spec.depths:
+        progress(f"coefficient preparation depth={d}")
+        rows += profile_preparation(spec.preparation_qubits, d, spec.repeats)
+    return rows
+
+
 def _optimizer_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any]]:
     from superpos_cli.experiments.profile_optimizer import profile_optimizer
 
@@ -305,8 +333,8 @@ def _lm_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any]]:
     return profile_lm(spec.repeats, spec.lm_steps, spec.seed)
 
 
-_RUNNERS = {"circuit": _circuit_rows, "attention": _attention_rows, "optimizer": _optimizer_rows,
-            "epoch": _epoch_rows, "lm": _lm_rows}
+_RUNNERS = {"circuit": _circuit_rows, "attention": _attention_rows, "noise": _noise_rows,
+            "preparation": _preparation_rows, "optimizer": _optimizer_rows, "epoch": _epoch_rows, "lm": _lm_rows}
 
 
 def run_profile(spec: ProfileSpec, progress: ProgressFn | None = None) -> dict[str, Any]:

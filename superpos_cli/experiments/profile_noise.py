@@ -1,44 +1,60 @@
 """What noise and shots cost quantum attention, as ratios measured side by side.
 
-``profile_noisy_attention``: forward + backward of :class:`QuantumAttention` at one
-shape, classical (Phi off), noiseless fourier (``real`` and ``prob`` readouts), noisy
-fourier and shot-sampled fourier, the same weights and inputs, interleaved by round;
-each round's ratios are to that round's noiseless ``prob`` sample (the readout the
-noisy circuits must use). ``profile_preparation``: the per-step cost of the fourier
-coefficients (prepare, forward and backward through them, no scores) as qubits grow,
-with and without noise.
+``profile_noisy_attention`` (profile part ``noise``): forward + backward of
+:class:`QuantumAttention` at one shape, classical (Phi off), noiseless fourier
+(``real`` and ``prob`` readouts), noisy fourier (depolarizing, readout error, a device
+snapshot when the ``devices`` extra is installed) and shot-sampled fourier, the same
+weights and inputs, interleaved by round; each round's ratios are to that round's
+noiseless ``prob`` sample (the readout the noisy circuits must use).
+
+``profile_preparation`` (profile part ``preparation``): the per-step cost of the
+fourier coefficients (prepare, a 64-point evaluation, backward through both) as qubits
+grow, noiseless and noisy, with the noisy one's ratio to the noiseless at the same
+size. The 64-point evaluations run eagerly: compiling the fourier kernels for every
+degree (one per qubit count) costs ~20 s each on a cold cache, for microseconds of work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from superpos_cli.experiments.timing import interleaved, summary
 from superpos_cli.models.attention import QuantumAttention
 from superpos_cli.quantum import CircuitSpec, get_backend
+from superpos_cli.quantum.noise_spec import device_names
 
 SEED = 0
 REFERENCE = "fourier prob"
+NOISE = "depolarizing:0.01"
+READOUT_NOISE = "readout:0.02"
+DEVICE = "fake_manila"  # 5 qubits, a line: the first four form the chain layout
+SHOTS = 1024
 
 
-def attention_variants(noise: str = "depolarizing:0.01", shots: int = 1024) -> dict[str, dict | None]:
-    """name -> CircuitSpec keyword arguments (None: classical)."""
-    return {
+def attention_variants(noise: str = NOISE, shots: int = SHOTS, device: str | None = DEVICE) -> dict[str, dict | None]:
+    """name -> CircuitSpec keyword arguments (None: classical); the device row only
+    where its snapshot is installed."""
+    variants = {
         "classical": None,
         "fourier real": dict(readout="real"),
         REFERENCE: dict(readout="prob"),
         f"fourier {noise}": dict(readout="prob", noise=noise),
-        f"fourier shots={shots}": dict(readout="prob", shots=shots),
-        f"fourier {noise} shots={shots}": dict(readout="prob", noise=noise, shots=shots),
+        f"fourier {READOUT_NOISE}": dict(readout="prob", noise=READOUT_NOISE),
     }
+    if device is not None and device in device_names():
+        variants[f"fourier device={device}"] = dict(readout="prob", noise_device=device)
+    variants[f"fourier shots={shots}"] = dict(readout="prob", shots=shots)
+    variants[f"fourier {noise} shots={shots}"] = dict(readout="prob", noise=noise, shots=shots)
+    return variants
 
 
 def profile_noisy_attention(shape: tuple[int, int, int, int] = (32, 4, 64, 16), n_qubits: int = 4, depth: int = 2,
-                            repeats: int = 5, inner: int = 5, noise: str = "depolarizing:0.01",
-                            shots: int = 1024) -> list[dict]:
+                            repeats: int = 5, inner: int = 5, noise: str = NOISE, shots: int = SHOTS,
+                            device: str | None = DEVICE) -> list[dict]:
     """One row per variant: seconds per forward+backward (median of ``inner`` calls per
     round) and min/median/max over rounds of its ratio to the noiseless prob path."""
     B, H, T, d_k = shape
@@ -46,7 +62,7 @@ def profile_noisy_attention(shape: tuple[int, int, int, int] = (32, 4, 64, 16), 
     d_model = H * d_k
     classical = QuantumAttention(d_model, H)
     modules = {}
-    for name, kwargs in attention_variants(noise, shots).items():
+    for name, kwargs in attention_variants(noise, shots, device).items():
         circuit = None if kwargs is None else CircuitSpec(n_qubits=n_qubits, depth=depth, **kwargs)
         modules[name] = QuantumAttention(d_model, H, circuit=circuit, backend="fourier")
         modules[name].load_state_dict(classical.state_dict(), strict=False)
@@ -64,35 +80,49 @@ def profile_noisy_attention(shape: tuple[int, int, int, int] = (32, 4, 64, 16), 
     rows = []
     for name, times in samples.items():
         ratios = [t / r for t, r in zip(times, samples[REFERENCE])]
-        rows.append({"part": "attention", "name": f"attention {name}", "shape": {"B": B, "H": H, "T": T, "d_k": d_k},
-                     **summary([t / inner for t in times]),
-                     "ratio_vs_noiseless_prob": {"min": min(ratios), "median": statistics.median(ratios),
-                                                 "max": max(ratios), "samples": ratios}})
+        rows.append({"part": "noise", "name": f"attention {name}", "n_qubits": n_qubits, "depth": depth,
+                     "shape": {"B": B, "H": H, "T": T, "d_k": d_k}, **summary([t / inner for t in times]),
+                     "ratio_vs_noiseless_prob": statistics.median(ratios),
+                     "ratio_samples": {"min": min(ratios), "max": max(ratios), "samples": ratios}})
     return rows
 
 
+@contextlib.contextmanager
+def _eager_fourier() -> Iterator[None]:
+    from superpos_cli.quantum.backends import fourier
+
+    before, fourier.COMPILE = fourier.COMPILE, False
+    try:
+        yield
+    finally:
+        fourier.COMPILE = before
+
+
 def profile_preparation(qubits: Sequence[int] = range(2, 9), depth: int = 2, repeats: int = 5,
-                        noise: str = "depolarizing:0.01") -> list[dict]:
+                        noise: str = NOISE) -> list[dict]:
     """Seconds to prepare the coefficients and backpropagate through them, per qubit
-    count, noiseless and noisy (prob readout), interleaved by round."""
+    count, noiseless and noisy (prob readout), interleaved by round; ``ratio_vs_noiseless``
+    is the median's ratio to the noiseless one's at the same size."""
     backend = get_backend("fourier")
     rows = []
-    for n in qubits:
-        gen = torch.Generator().manual_seed(SEED)
-        theta = ((torch.rand(depth, n, generator=gen) * 2 - 1) * torch.pi).requires_grad_()
-        phi = ((torch.rand(depth, n, generator=gen) * 2 - 1) * torch.pi).requires_grad_()
-        x = torch.randn(64, generator=gen)
-        specs = {"noiseless": CircuitSpec(n, depth, readout="prob"),
-                 noise: CircuitSpec(n, depth, readout="prob", noise=noise)}
+    with _eager_fourier():
+        for n in qubits:
+            gen = torch.Generator().manual_seed(SEED)
+            theta = ((torch.rand(depth, n, generator=gen) * 2 - 1) * torch.pi).requires_grad_()
+            phi = ((torch.rand(depth, n, generator=gen) * 2 - 1) * torch.pi).requires_grad_()
+            x = torch.randn(64, generator=gen)
+            specs = {"noiseless": CircuitSpec(n, depth, readout="prob"),
+                     noise: CircuitSpec(n, depth, readout="prob", noise=noise)}
 
-        def call(spec):
-            def run():
-                backend.prepare(spec, theta, phi).evaluate(x).sum().backward()
+            def call(spec):
+                def run():
+                    backend.prepare(spec, theta, phi).evaluate(x).sum().backward()
 
-            return run
+                return run
 
-        samples = interleaved({name: call(spec) for name, spec in specs.items()}, repeats, warmup=1)
-        for name, times in samples.items():
-            rows.append({"part": "preparation", "name": f"prepare {name}", "n_qubits": n, "depth": depth,
-                         **summary(times)})
+            samples = interleaved({name: call(spec) for name, spec in specs.items()}, repeats, warmup=1)
+            reference = statistics.median(samples["noiseless"])
+            for name, times in samples.items():
+                rows.append({"part": "preparation", "name": f"prepare {name}", "n_qubits": n, "depth": depth,
+                             **summary(times), "ratio_vs_noiseless": statistics.median(times) / reference})
     return rows

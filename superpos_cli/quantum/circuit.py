@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from superpos_cli.errors import BadInput
-from superpos_cli.quantum.noise_spec import check_device, parse_noise, parse_shots
+from superpos_cli.quantum.noise_spec import check_device, format_noise, parse_noise, parse_shots
 
 ENCODINGS = ("reupload", "first-layer")
 ENTANGLERS = ("chain", "ring")
@@ -91,6 +91,11 @@ class CircuitSpec:
         object.__setattr__(self, "noise", parse_noise(self.noise))
         check_device(self.noise_device)
         parse_shots(self.shots)
+        if self.noise and self.noise_device is not None:
+            # A device snapshot brings its own channels, placed on its transpiled program;
+            # both backends would otherwise drop ``noise`` without a word.
+            raise BadInput(f"noise and noise_device exclude each other (a device snapshot has its own noise), "
+                           f"got noise {format_noise(self.noise)!r} with noise_device {self.noise_device!r}")
         if self.readout != "prob" and (self.noise or self.noise_device is not None or self.shots is not None):
             used = "noise" if self.noise else "noise_device" if self.noise_device is not None else "shots"
             raise BadInput(f"{used} needs readout 'prob' (a device measures probabilities, not amplitudes), "

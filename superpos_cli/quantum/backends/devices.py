@@ -19,9 +19,10 @@ The program (:func:`device_program`, cached per spec):
   errors on the measured qubits.
 
 Every rotation angle of the transpiled program is an affine function of (theta,
-phi, x), read off its ParameterExpression, so the fourier backend simulates it in
-torch with autograd (:func:`device_probabilities`), and the Aer backend runs the same
-program under the same NoiseModel.
+phi, x), read off its ParameterExpression, so the fourier backend runs it as a folded
+Pauli transfer program (:func:`device_instructions`, :mod:`.ptm`: the fixed gates with
+their relaxation and gate errors fold into a few dense maps once), and the Aer
+backend runs the same program under the same NoiseModel.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.quantum.circuit import CircuitSpec
@@ -161,50 +161,26 @@ def device_program(spec: CircuitSpec) -> DeviceProgram:
                          (adapter.theta, adapter.phi, adapter.x), model)
 
 
-def _apply(rho: torch.Tensor, matrix: torch.Tensor, qubits: tuple[int, ...], n: int) -> torch.Tensor:
-    """matrix (B or 1, 2**k, 2**k), little-endian in ``qubits`` (Qiskit's order), on
-    rho's row index (big-endian, qubit 0 first): (B, D, D) -> (B, D, D)."""
-    B, D, _ = rho.shape
-    k = len(qubits)
-    axes = [1 + q for q in reversed(qubits)]  # the gate's most significant bit first
-    view = rho.reshape(B, *[2] * n, D).movedim(axes, list(range(1, 1 + k)))
-    shape = view.shape
-    out = (matrix @ view.reshape(B, 2**k, -1)).reshape(shape)
-    return out.movedim(list(range(1, 1 + k)), axes).reshape(B, D, D)
+def device_instructions(spec: CircuitSpec):
+    """The program as :mod:`.ptm` instructions on local qubits, and its readout functional.
 
+    A step's matrix and Kraus operators are little-endian in ``step.qubits`` (Qiskit's
+    order), i.e. big-endian in the reversed tuple. An rz whose angle depends on no
+    learned angle and not on x is a fixed map like any other gate.
+    """
+    from superpos_cli.quantum.backends import ptm
 
-def _conjugate(rho: torch.Tensor, matrix: torch.Tensor, qubits, n: int) -> torch.Tensor:
-    return _apply(_apply(rho, matrix, qubits, n).mH, matrix, qubits, n)  # U rho U^dagger, rho Hermitian
-
-
-def device_probabilities(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Measured probabilities of superpos' qubits (readout errors included), big-endian:
-    theta, phi (G, depth, n), x (M,) -> (G, M, 2**n) float64, autograd in theta, phi."""
     program = device_program(spec)
-    n = spec.n_qubits
-    G, M = theta.shape[0], x.shape[0]
-    angles = torch.cat([theta.reshape(G, -1), phi.reshape(G, -1)], 1).to(torch.float64)  # (G, 2 D n)
-    x = x.to(torch.float64)
-    rho = torch.zeros(G * M, 2**n, 2**n, dtype=torch.complex128)
-    rho[:, 0, 0] = 1.0
+    out = []
     for step in program.steps:
-        if step.angle is None:
-            matrix = torch.from_numpy(step.matrix).to(torch.complex128)[None]
-        else:
+        qubits = tuple(reversed(step.qubits))
+        error = ptm.ptm_of_kraus(step.kraus) if step.kraus else None
+        if step.angle is not None and (step.angle[1].any() or step.angle[2]):
             const, coefficients, slope_x = step.angle
-            value = (const + angles @ torch.from_numpy(coefficients))[:, None] + slope_x * x  # (G, M)
-            half = value.reshape(-1) / 2
-            half = torch.stack([-half, half], -1)  # (G M, 2)
-            phases = torch.polar(torch.ones_like(half), half)
-            matrix = torch.diag_embed(phases)
-        rho = _conjugate(rho, matrix, step.qubits, n)
-        if step.kraus:
-            rho = sum(_conjugate(rho, torch.from_numpy(k).to(torch.complex128)[None], step.qubits, n)
-                      for k in step.kraus)
-    probs = rho.diagonal(dim1=1, dim2=2).real  # (G M, D): local qubits, big-endian
-    for q, matrix in enumerate(program.readout):
-        view = probs.reshape(len(probs), 2**q, 2, -1)
-        probs = torch.einsum("mp,iapb->iamb", torch.from_numpy(matrix), view).reshape(probs.shape)
-    # Local qubit final[v] holds superpos qubit v: reorder the bits.
-    view = probs.reshape(len(probs), *[2] * n).permute(0, *[1 + program.final[v] for v in range(n)])
-    return view.reshape(G, M, 2**n)
+            out.append(ptm.Rotation(qubits[0], ptm.rotation_parts("rz"), const, coefficients, slope_x))
+            if error is not None:
+                out.append(ptm.Fixed(qubits, error))
+            continue
+        matrix = ptm.rotation_ptm("rz", step.angle[0]) if step.angle is not None else ptm.unitary_ptm(step.matrix)
+        out.append(ptm.Fixed(qubits, matrix if error is None else error @ matrix))
+    return out, ptm.readout_functional(spec.n_qubits, program.readout, program.final)
