@@ -220,3 +220,23 @@ def test_cli_runs_an_ablate_suite_with_flags_overriding(tmp_path):
     assert doc["seeds"] == [0] and doc["control"] == "lambda=0.5" and doc["task_options"]["kind"] == "classical"
     wrong = CliRunner().invoke(app, [*base, "--suite", "other"])
     assert wrong.exit_code == 2 and "bench suite" in wrong.output
+
+
+def test_cells_that_set_noise_and_a_device_are_skipped_and_the_words_mean_unset():
+    from superpos_cli.spec.grid import Grid, parse_axis
+    from superpos_cli.spec.run import check
+
+    axes = dict(parse_axis(n, v) for n, v in [("noise", "none,depolarizing:0.01"),
+                                                ("noise_device", ["none", "fake_manila"]), ("shots", "exact,1024")])
+    grid = Grid("sgd", {o.name: vals for o, vals in axes.items()}, None, check("textcls", {"readout": "prob"}))
+    assert len(grid.cells) == 6 and len(grid.skipped) == 2
+    assert all(c["noise"] != "none" and c["noise_device"] == "fake_manila" for c in grid.skipped)
+    assert grid.control_cell.axes == {"noise": "none", "noise_device": "none", "shots": "exact"}
+    from superpos_cli.tasks import check_task_options
+
+    check_task_options("textcls", grid.control_cell.run.task_options())  # "none" / "exact" are the unset values
+    with pytest.raises(BadInput, match="names a cell the grid skips"):
+        Grid("sgd", {o.name: vals for o, vals in axes.items()}, "noise=depolarizing:0.01,noise_device=fake_manila",
+             check("textcls", {"readout": "prob"}))
+    with pytest.raises(BadInput, match="exclude each other"):
+        check("textcls", {"readout": "prob", "noise": "depolarizing:0.01", "noise_device": "fake_manila"})

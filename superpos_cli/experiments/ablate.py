@@ -169,6 +169,8 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
         "task_options": spec.task_options,
         "base": spec.base,
         "axes": {name: list(values) for name, values in spec.axes.items()},
+        # Combinations left out because they set two options that exclude each other.
+        "skipped_cells": [dict(c) for c in spec.grid.skipped],
         "control": control["label"],
         "target": spec.train.target,
         "max_epochs": spec.train.max_epochs,

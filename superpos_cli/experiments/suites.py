@@ -197,7 +197,7 @@ def _split(where: str, table: dict[str, Any], schema: str) -> tuple[dict[str, An
 def _check_typed(where: str, option: Any, value: Any) -> None:
     """A TOML value has its option's type already: ``seeds = "5"`` is an error, not
     a guess (Option.parse converts text, as flags and arm items are text)."""
-    if option.kind in (int, float, bool) and isinstance(value, str):
+    if option.kind in (int, float, bool) and isinstance(value, str) and value.lower() != (option.unset_word or None):
         raise BadInput(f"{where}: {option.fail(f'a string {value!r}')}")
 
 

@@ -89,8 +89,8 @@ class CircuitSpec:
         _check_choice("entangler", self.entangler, ENTANGLERS)
         _check_choice("readout", self.readout, READOUTS)
         object.__setattr__(self, "noise", parse_noise(self.noise))
-        check_device(self.noise_device)
-        parse_shots(self.shots)
+        object.__setattr__(self, "noise_device", check_device(self.noise_device))  # "none" -> None
+        object.__setattr__(self, "shots", parse_shots(self.shots))  # "exact" -> None
         if self.noise and self.noise_device is not None:
             # A device snapshot brings its own channels, placed on its transpiled program;
             # both backends would otherwise drop ``noise`` without a word.

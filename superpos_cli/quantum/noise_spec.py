@@ -78,9 +78,13 @@ def format_noise(noise: tuple[tuple[str, float], ...]) -> str:
     return ",".join(f"{kind}:{p!r}" for kind, p in noise)
 
 
+EXACT = "exact"  # shots' word for the exact readout (an ablation axis's off value)
+NO_DEVICE = "none"  # noise_device's word for no device
+
+
 def parse_shots(value) -> int | None:
-    """None, or a positive integer number of shots."""
-    if value is None:
+    """None (or "exact"), or a positive integer number of shots."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == EXACT):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadInput(f"shots must be a positive integer or None, got {value!r}")
@@ -107,8 +111,8 @@ def _fake_backends_dir() -> Path | None:
 
 
 def check_device(name) -> str | None:
-    """None, or a known device name; BadInput naming what is allowed otherwise."""
-    if name is None:
+    """None (or "none"), or a known device name; BadInput naming what is allowed otherwise."""
+    if name is None or (isinstance(name, str) and name.strip().lower() == NO_DEVICE):
         return None
     names = device_names()
     if not names:

@@ -19,7 +19,7 @@ from superpos_cli.errors import BadInput
 from superpos_cli.spec.arms import ArmSpec, optimizer_option, parse_arm, split_items
 from superpos_cli.spec.option import Option
 from superpos_cli.spec.options import OPTIONS, option_named
-from superpos_cli.spec.run import RunSettings, check
+from superpos_cli.spec.run import RunSettings, check, exclusive_conflict
 
 
 def axis_option(name: str) -> Option:
@@ -82,7 +82,16 @@ class Grid:
         self.base_text = base.strip()
         self.base, self.base_options = _split_arm(base)
         self.run = run
-        self.cells = [self._cell(dict(zip(self.axes, combo))) for combo in itertools.product(*self.axes.values())]
+        combos = [dict(zip(self.axes, combo)) for combo in itertools.product(*self.axes.values())]
+        # Cells that would set two exclusive options (noise with a device snapshot) are
+        # not part of the grid: each axis's "off" cell crossed with the others is.
+        kept = [c for c in combos if exclusive_conflict({**self.run.values, **c}) is None]
+        if not kept:
+            first, second = exclusive_conflict({**self.run.values, **combos[0]})
+            raise BadInput(f"every cell sets both {OPTIONS[first].flag} and {OPTIONS[second].flag}, which exclude "
+                           "each other; give one of them an off value (none)")
+        self.skipped = [c for c in combos if c not in kept]
+        self.cells = [self._cell(c) for c in kept]
         self.control_index = self._control_index(control)
 
     def _cell(self, values: dict[str, Any]) -> Cell:
@@ -118,7 +127,11 @@ class Grid:
                     raise BadInput(f"--control {control!r} names no cell: {option.name} takes "
                                    f"{', '.join(format_value(v) for v in self.axes[option.name])}")
                 wanted[option.name] = value
-        return next(i for i, cell in enumerate(self.cells) if cell.axes == wanted)
+        found = next((i for i, cell in enumerate(self.cells) if cell.axes == wanted), None)
+        if found is None:
+            raise BadInput(f"--control {control!r} names a cell the grid skips (it sets two options that exclude "
+                           "each other)")
+        return found
 
     @property
     def control_cell(self) -> Cell:

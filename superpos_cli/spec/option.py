@@ -61,6 +61,10 @@ class Option:
     paper: str = ""  # paper-spec section of the open point this option resolves
     axis: bool = False  # sweepable by ablate
     off: Any = None
+    # A word that stands for the option's unset default where a value must be given
+    # (an axis cell, a TOML key): shots "exact", noise_device "none". Kept as the word;
+    # the engine reads it as unset.
+    unset_word: str = ""
     aliases: tuple[str, ...] = ()
     path_kind: str = ""  # Path options: "file" or "dir" (must exist)
     extra_check: Callable[[Any], str | None] | None = field(default=None, compare=False)
@@ -101,6 +105,8 @@ class Option:
         """The typed, checked value of ``raw`` (text, or an already typed TOML value)."""
         text = raw.strip() if isinstance(raw, str) else None
         shown = repr(text) if text is not None else _toml_repr(raw)
+        if self.unset_word and text is not None and text.lower() == self.unset_word:
+            return self.unset_word
         if self.kind is bool:
             if isinstance(raw, bool):
                 return raw

@@ -110,9 +110,11 @@ OPTIONS: dict[str, Option] = _opts(
            "amplitude-damping, readout (needs --readout prob).", "model", default_text="none", paper="§5.4",
            axis=True, off="none", extra_check=_problem(_noise)),
     Option("noise_device", str, "Calibration snapshot of a real IBM device, e.g. fake_brisbane (extra `devices`; "
-           "needs --readout prob).", "model", default_text="none", paper="§5.4", extra_check=_problem(_device)),
-    Option("shots", int, "Estimate every score from N shots instead of its exact value (needs --readout prob).",
-           "model", low=1, default_text="exact", paper="§5.4", axis=True),
+           "needs --readout prob; none: no device).", "model", default_text="none", paper="§5.4", axis=True,
+           off="none", unset_word="none", extra_check=_problem(_device)),
+    Option("shots", int, "Estimate every score from N shots instead of its exact value (needs --readout prob; "
+           "exact: the exact readout).", "model", low=1, default_text="exact", paper="§5.4", axis=True,
+           off="exact", unset_word="exact"),
     # ------------------------------------------------------------------ optimizer (arm keys)
     Option("lr", float, "Learning rate.", "optimizer", low=0, low_open=True,
            default_text="the task's: 1e-3 textcls, 2e-5 gsm8k", axis=True),

@@ -81,6 +81,24 @@ def settings(given: Mapping[str, Any], where: str = "") -> RunSettings:
     return check(values.pop("task", OPTIONS["task"].default), values, where)
 
 
+# Options that cannot both be set: a device snapshot carries its own noise. An
+# ablation over both skips the cells that would set both (spec/grid.py).
+EXCLUSIVE = (("noise", "noise_device"),)
+
+
+def _unset(name: str, value: Any) -> bool:
+    """Whether ``value`` of option ``name`` leaves it off (noise "none", shots "exact", ...)."""
+    return value in ("none", "", None) or (bool(OPTIONS[name].unset_word) and value == OPTIONS[name].unset_word)
+
+
+def exclusive_conflict(values: dict[str, Any]) -> tuple[str, str] | None:
+    """The pair of :data:`EXCLUSIVE` options both set in ``values``, or None."""
+    for first, second in EXCLUSIVE:
+        if not _unset(first, values.get(first)) and not _unset(second, values.get(second)):
+            return first, second
+    return None
+
+
 def check(task: str, values: dict[str, Any], where: str = "") -> RunSettings:
     """The rules between options, for already parsed values."""
     values = {k: v for k, v in values.items() if k != "task"}
@@ -94,7 +112,11 @@ def check(task: str, values: dict[str, Any], where: str = "") -> RunSettings:
                        "not to a --model checkpoint")
     if values.get("lora_rank") and "model" not in values:
         raise BadInput(f"{where}--lora-rank needs --model PATH (LoRA adapts a Hugging Face checkpoint)")
-    noisy = [n for n in ("noise", "noise_device", "shots") if n in values and values[n] not in ("none", "")]
+    noisy = [n for n in ("noise", "noise_device", "shots") if n in values and not _unset(n, values[n])]
+    for first, second in EXCLUSIVE:
+        if first in noisy and second in noisy:
+            raise BadInput(f"{where}{OPTIONS[first].flag} and {OPTIONS[second].flag} exclude each other (a device "
+                           f"snapshot brings its own noise), got {values[first]!r} and {values[second]!r}")
     if noisy and values.get("readout", OPTIONS["readout"].default) != "prob":
         raise BadInput(f"{where}{OPTIONS[noisy[0]].flag} needs --readout prob (amplitudes are not observable on a "
                        f"device), got readout {values.get('readout', OPTIONS['readout'].default)!r}")
