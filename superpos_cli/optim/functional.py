@@ -39,6 +39,12 @@ Implementations, behind :func:`superpositional_adam`:
 
 All three consume random numbers in the same order (in-scope regions, in tensor
 order), so they agree to float rounding for random perturbations too.
+
+Under ``torch.compile(optimizer.step)`` (``torch.compiler.is_compiling()``) the
+eager bits stay as they are and three things change, each the way torch's own Adam
+does it: the step count t stays a tensor (:func:`_step_value`), a random f is
+drawn outside the graph (:func:`_f_values`), and the fused path runs eagerly.
+A compiled step equals the eager one to float rounding and compiles once.
 """
 
 from __future__ import annotations
@@ -93,6 +99,12 @@ def superpositional_adam(
     """
     if fused:
         impl = _fused_superpositional_adam
+        if torch.compiler.is_compiling():
+            # What dynamo does to torch's own fused optimizers: run them eagerly.
+            # Traced, torch._fused_adam_ fails functionalization ("mutating a
+            # non-functional tensor"), and our kernels' compile, timing and
+            # fallback bookkeeping is Python that has no graph.
+            impl = torch.compiler.disable(impl, reason="superpos: the fused path runs eagerly")
     elif foreach:
         impl = _multi_tensor_superpositional_adam
     else:
@@ -137,6 +149,21 @@ def _leading(tensor: Tensor, k: int) -> Tensor:
     return tensor if k == tensor.numel() else tensor.view(-1)[:k]
 
 
+def _step_value(step_t: Tensor) -> float | Tensor:
+    """The step count t of the bias corrections 1 - beta^t.
+
+    Eagerly a Python float (``.item()``, as torch's Adam does: the fastest, and
+    the bits the eager paths have always had). Under ``torch.compile`` it stays a
+    tensor, as in torch's ``_get_value``: ``.item()`` would break the graph and,
+    t being a new constant every step, recompile at each one until dynamo gives
+    up. float64, because 1 - beta2^t in float32 loses ~1e-5 of its value at
+    beta2 = 0.999 and t = 1, which the eager float64 arithmetic does not.
+    """
+    if torch.compiler.is_compiling():
+        return step_t.to(torch.float64)
+    return step_t.item()
+
+
 def _single_tensor_superpositional_adam(
     params: list[Tensor],
     grads: list[Tensor],
@@ -159,13 +186,27 @@ def _single_tensor_superpositional_adam(
 ) -> None:
     active = perturbs(perturbation, perturb_scale)
     c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
+    # A random f is drawn for every in-scope tensor first, in tensor order: the
+    # numbers the loop would draw (f_i reads only theta_i, which no earlier
+    # update touches), in one call, so that under torch.compile the graph breaks
+    # there once (see _f_values), not inside the loop, where a break drops the
+    # whole step to eager.
+    drawn: list[Tensor] = []
+    if active and perturbation.needs_generator:
+        regions = [_leading(p, k) for p, k in zip(params, perturb_counts) if k > 0]
+        drawn = _f_values(perturbation, regions, generator)
+    n_drawn = 0
     for param, grad, exp_avg, exp_avg_sq, step_t, k in zip(
         params, grads, exp_avgs, exp_avg_sqs, state_steps, perturb_counts
     ):
         # Q from theta_t and the raw g_t, before anything below changes them.
         q = None
         if active and k > 0:
-            q = perturbation.fn(_leading(param, k), generator).mul_(_leading(grad, k))
+            if perturbation.needs_generator:
+                f, n_drawn = drawn[n_drawn], n_drawn + 1
+            else:
+                f = perturbation.fn(_leading(param, k), generator)
+            q = f.mul_(_leading(grad, k))
 
         step_t += 1
         if weight_decay != 0:
@@ -177,7 +218,7 @@ def _single_tensor_superpositional_adam(
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 
-        step = step_t.item()
+        step = _step_value(step_t)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
         step_size = lr / bias_correction1
@@ -189,6 +230,20 @@ def _single_tensor_superpositional_adam(
 
         if q is not None:
             _leading(param, k).add_(q, alpha=-c)
+
+
+def _f_values(perturbation: Perturbation, regions: list[Tensor], generator: Optional[torch.Generator]) -> list[Tensor]:
+    """f over each region, in order (``perturbation.foreach_fn``).
+
+    Under ``torch.compile``, a random f runs outside the graph, as torch's fused
+    optimizers do (``torch.compiler.disable``): dynamo cannot put a
+    ``torch.Generator`` into a graph, so it would break the graph at every draw
+    and recompile the draw for every parameter. Eagerly this is a plain call.
+    """
+    fn = perturbation.foreach_fn
+    if perturbation.needs_generator and torch.compiler.is_compiling():
+        fn = torch.compiler.disable(fn, reason="superpos: a random perturbation draws from a torch.Generator")
+    return list(fn(regions, generator))
 
 
 def _perturbation_terms(
@@ -204,7 +259,7 @@ def _perturbation_terms(
     regions = [_leading(params[i], perturb_counts[i]) for i in selected]
     if not regions:
         return [], []
-    qs = perturbation.foreach_fn(regions, generator)
+    qs = _f_values(perturbation, regions, generator)
     torch._foreach_mul_(qs, [_leading(grads[i], perturb_counts[i]) for i in selected])
     return regions, qs
 
@@ -247,7 +302,7 @@ def _multi_tensor_superpositional_adam(
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
 
-    steps = [step.item() for step in state_steps]
+    steps = [_step_value(step) for step in state_steps]
     bias_correction1 = [1 - beta1**step for step in steps]
     bias_correction2 = [1 - beta2**step for step in steps]
     step_size = [(lr / bc) * -1 for bc in bias_correction1]
@@ -259,7 +314,13 @@ def _multi_tensor_superpositional_adam(
         denom = torch._foreach_sqrt(exp_avg_sqs)
         torch._foreach_div_(denom, [bc**0.5 for bc in bias_correction2])
         torch._foreach_add_(denom, eps)
-    torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+    if torch.compiler.is_compiling():
+        # step_size is a list of tensors here (_step_value), which addcdiv's scalar
+        # list does not take; torch's stacked-tensor form fails on CPU under
+        # dynamo ("Expected scalars to be on CPU"), as torch's foreach Adam does.
+        torch._foreach_add_(params, torch._foreach_mul(torch._foreach_div(exp_avgs, denom), step_size))
+    else:
+        torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
 
     if qs:
         torch._foreach_add_(regions, qs, alpha=-_q_coefficient(lr, perturb_scale, perturb_unscaled))

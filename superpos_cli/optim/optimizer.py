@@ -123,6 +123,12 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             ``foreach=False``: the single-tensor reference loop. Both None: fused,
             unless that would compile kernels for fewer than 2**20 coordinates,
             where the one-off compile outweighs its gain; then foreach.
+
+    ``torch.compile(optimizer.step)`` works as for ``torch.optim.Adam`` (the fused
+    path then runs eagerly, as torch's does; :mod:`superpos_cli.optim.functional`
+    says what else differs), and so do LR schedulers (``OneCycleLR`` cycles
+    ``betas``), ``torch.amp.GradScaler``, step hooks and Hugging Face's ``Trainer``;
+    tests/test_optim_clients.py drives each.
     """
 
     def __init__(
@@ -238,11 +244,24 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         return counts
 
     def _init_group(
-        self, group: dict, counts: list[int]
-    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[int]]:
-        """Lists of the group's tensors that have a gradient, creating state lazily."""
-        params, grads, exp_avgs, exp_avg_sqs, steps, kept = [], [], [], [], [], []
-        for p, k in zip(group["params"], counts):
+        self,
+        group: dict,
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        steps: list[Tensor],
+    ) -> bool:
+        """Fill the empty lists with the group's tensors that have a gradient,
+        creating state lazily; return whether any has a gradient.
+
+        torch's signature and contract on purpose: dynamo runs an optimizer's
+        ``_init_group`` in Python instead of tracing it, when its arguments are the
+        group and empty lists, and wraps the return value as a constant (so it
+        must be one: a tensor list here failed with "Cannot construct
+        ConstantVariable for value of type Parameter").
+        """
+        for p in group["params"]:
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
@@ -252,7 +271,7 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             state = self.state[p]
             if not state:
                 # float32 step on the parameter's device: what torch's fused Adam
-                # reads; the other paths read it with .item().
+                # reads; the other paths read it with .item() (eagerly).
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -261,8 +280,7 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
-            kept.append(k)
-        return params, grads, exp_avgs, exp_avg_sqs, steps, kept
+        return bool(params)
 
     def _paths(self, group: dict, params: list[Tensor], counts: list[int]) -> tuple[bool, bool]:
         """(foreach, fused) for this group, resolving the None defaults (class doc)."""
@@ -382,9 +400,17 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group, counts in zip(self.param_groups, self.perturb_counts()):
-            tensors = self._init_group(group, counts)
-            kwargs = self._kernel_kwargs(group, tensors[0], tensors[5])
-            superpositional_adam(*tensors, generator=self._generator, **kwargs)
+            params: list[Tensor] = []
+            grads: list[Tensor] = []
+            exp_avgs: list[Tensor] = []
+            exp_avg_sqs: list[Tensor] = []
+            steps: list[Tensor] = []
+            self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, steps)
+            kept = [k for p, k in zip(group["params"], counts) if p.grad is not None]
+            kwargs = self._kernel_kwargs(group, params, kept)
+            superpositional_adam(
+                params, grads, exp_avgs, exp_avg_sqs, steps, kept, generator=self._generator, **kwargs
+            )
         return loss
 
     def _kernel_kwargs(self, group: dict, params: list[Tensor], counts: list[int]) -> dict[str, Any]:
