@@ -64,6 +64,7 @@ def profile(
     epoch_steps: Annotated[Optional[int], typer.Option("--epoch-steps", help="epoch: steps per sample (default one full epoch).")] = None,
     lm: Annotated[bool, typer.Option("--lm", help="Add the lm part: tokens/s of the built-in GSM8K GPT.")] = False,
     threads: Annotated[int, typer.Option("--threads", help="torch threads while timing (1: steadiest on a shared machine).")] = 1,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N: where circuit (fourier, torch), attention, optimizer, epoch and lm run; noise and preparation stay on the CPU.")] = "cpu",
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes and 2 repeats: a smoke run, not a measurement.")] = False,
     json_: o.Json = False,
     out: o.Out = None,
@@ -78,7 +79,10 @@ def profile(
     selected = parse_parts(parts)
     if lm and "lm" not in selected:
         selected += ("lm",)
-    values = dict(qubits=parse_int_list(qubits, "--qubits"), depths=parse_int_list(depth, "--depth"),
+    from superpos_cli.tasks.device import check_torch_device
+
+    check_torch_device(device)
+    values = dict(device=device, qubits=parse_int_list(qubits, "--qubits"), depths=parse_int_list(depth, "--depth"),
                   parts=selected, epoch_steps=epoch_steps, threads=threads)
     if repeats is not None:
         values["repeats"] = repeats

@@ -43,7 +43,7 @@ import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import machine_info, versions
-from superpos_cli.experiments.timing import interleaved_runs, summary
+from superpos_cli.experiments.timing import interleaved_runs, summary, synchronize
 
 PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch", "lm")
 DEFAULT_PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch")
@@ -72,6 +72,9 @@ class ProfileSpec:
     lm_steps: int = 8
     seed: int = 0
     threads: int | None = None  # torch threads while timing; None: leave torch's setting
+    # Where circuit (fourier, torch), attention, optimizer, epoch and lm run; noise and
+    # preparation (numpy transfer matrices) stay on the CPU.
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not self.qubits or any(q < 1 for q in self.qubits):
@@ -179,6 +182,7 @@ class TrainingSteps:
         self._order = torch.Generator().manual_seed(seed)
         self._batches: Iterator[Any] = iter(())
         self.batch_tokens = getattr(self.task, "batch_tokens", None)
+        self.device = next(self.model.parameters()).device
         self.model.train()
 
     def steps_per_epoch(self) -> int:
@@ -197,11 +201,13 @@ class TrainingSteps:
         elapsed, tokens = 0.0, 0
         for _ in range(steps):
             batch = self._next()
+            synchronize(self.device)
             start = time.perf_counter()
             loss = self.task.training_loss(self.model, batch)
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            synchronize(self.device)
             elapsed += time.perf_counter() - start
             if self.batch_tokens:
                 tokens += self.batch_tokens(batch)
@@ -224,14 +230,16 @@ def epoch_times(configs: Sequence[tuple[str, str]], repeats: int, steps: int | N
     return times, n
 
 
-def profile_epoch(repeats: int = 5, steps: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def profile_epoch(repeats: int = 5, steps: int | None = None, seed: int = 0,
+                  device: str = "cpu") -> list[dict[str, Any]]:
     """One row per (optimizer, attention) config of :data:`EPOCH_CONFIGS`."""
-    times, n = epoch_times(EPOCH_CONFIGS, repeats, steps, seed)
+    times, n = epoch_times(EPOCH_CONFIGS, repeats, steps, seed, task_options={"device": device})
     reference = statistics.median(next(iter(times.values())))
     rows = []
     for (arm, attention), (name, samples) in zip(EPOCH_CONFIGS, times.items()):
         overhead = statistics.median(samples) / reference - 1
         rows.append({"part": "epoch", "name": name, "optimizer": arm, "attention": attention, "steps": n,
+                     "device": device,
                      **summary(samples), "overhead": overhead, "break_even_speedup": 1 + overhead})
     return rows
 
@@ -247,7 +255,8 @@ def lm_available() -> bool:
     return True
 
 
-def profile_lm(repeats: int = 5, steps: int = 8, seed: int = 0, limit: int = 64) -> list[dict[str, Any]]:
+def profile_lm(repeats: int = 5, steps: int = 8, seed: int = 0, limit: int = 64,
+               device: str = "cpu") -> list[dict[str, Any]]:
     """Training tokens/s of the built-in GPT on generated GSM8K problems, adam vs sgd.
 
     Tokens are the task's ``batch_tokens`` (the answer tokens the loss is taken on,
@@ -258,11 +267,11 @@ def profile_lm(repeats: int = 5, steps: int = 8, seed: int = 0, limit: int = 64)
     """
     if not lm_available():
         raise BadInput("part 'lm' needs superpos_cli.tasks.gsm8k, which this install lacks")
-    runners = {arm: TrainingSteps("gsm8k", arm, {"limit": limit}, seed) for arm in ("adam", "sgd")}
+    runners = {arm: TrainingSteps("gsm8k", arm, {"limit": limit, "device": device}, seed) for arm in ("adam", "sgd")}
     results = interleaved_runs({arm: (lambda r=r: r.run(steps)) for arm, r in runners.items()}, repeats)
     rates = {arm: [tokens / seconds for seconds, tokens in runs] for arm, runs in results.items()}
     reference = statistics.median(rates["adam"])
-    return [{"part": "lm", "name": f"gpt {arm}", "optimizer": arm, "steps": steps, "unit": "tokens/s",
+    return [{"part": "lm", "name": f"gpt {arm}", "optimizer": arm, "steps": steps, "unit": "tokens/s", "device": device,
              **summary(r), "tokens_per_s": statistics.median(r), "ratio_vs_adam": statistics.median(r) / reference}
             for arm, r in rates.items()]
 
@@ -278,7 +287,7 @@ def _circuit_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any
         for d in spec.depths:
             progress(f"circuit q={q} depth={d}")
             kwargs = {} if spec.circuit_batch is None else {"batch": spec.circuit_batch}
-            rows += profile_circuit(q, d, spec.repeats, **kwargs)
+            rows += profile_circuit(q, d, spec.repeats, device=spec.device, **kwargs)
     return rows
 
 
@@ -289,7 +298,7 @@ def _attention_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, A
     for q in spec.qubits:
         for d in spec.depths:
             progress(f"attention q={q} depth={d}")
-            for row in profile_attention(spec.attention_shapes, q, d, spec.repeats):
+            for row in profile_attention(spec.attention_shapes, q, d, spec.repeats, device=spec.device):
                 rows.append({"n_qubits": q, "depth": d, **row})
     return rows
 
@@ -320,17 +329,17 @@ def _optimizer_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, A
 
     progress("optimizer")
     kwargs = {} if spec.optimizer_shapes is None else {"shapes": spec.optimizer_shapes}
-    return profile_optimizer(spec.repeats, **kwargs)
+    return profile_optimizer(spec.repeats, device=spec.device, **kwargs)
 
 
 def _epoch_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any]]:
     progress("epoch")
-    return profile_epoch(spec.repeats, spec.epoch_steps, spec.seed)
+    return profile_epoch(spec.repeats, spec.epoch_steps, spec.seed, device=spec.device)
 
 
 def _lm_rows(spec: ProfileSpec, progress: ProgressFn) -> list[dict[str, Any]]:
     progress("lm")
-    return profile_lm(spec.repeats, spec.lm_steps, spec.seed)
+    return profile_lm(spec.repeats, spec.lm_steps, spec.seed, device=spec.device)
 
 
 _RUNNERS = {"circuit": _circuit_rows, "attention": _attention_rows, "noise": _noise_rows,
@@ -340,6 +349,9 @@ _RUNNERS = {"circuit": _circuit_rows, "attention": _attention_rows, "noise": _no
 def run_profile(spec: ProfileSpec, progress: ProgressFn | None = None) -> dict[str, Any]:
     """The profile document: one list of rows per part asked for, peak memory per
     part, the spec, machine and versions (the JSON contract of ``superpos profile``)."""
+    from superpos_cli.tasks.device import resolve_device
+
+    resolve_device(spec.device, prefer_cuda=False)  # this machine has it, or one BadInput line
     progress = progress or (lambda message: None)
     doc: dict[str, Any] = {"kind": "profile", "metric": "seconds and ratios to each part's reference",
                            "spec": asdict(spec)}

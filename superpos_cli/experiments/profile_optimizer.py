@@ -22,6 +22,7 @@ from typing import Callable, Optional, Sequence
 import psutil
 import torch
 
+from superpos_cli.experiments.timing import synchronize
 from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
 
 PROFILE_SHAPES: tuple[tuple[int, ...], ...] = ((1024, 1024),) * 8 + ((4096, 1024),) * 2
@@ -61,7 +62,7 @@ def _variants() -> list[_Variant]:
 
 
 def profile_optimizer(
-    repeats: int = 7, *, warmup: int = 2, shapes: Sequence[tuple[int, ...]] = PROFILE_SHAPES
+    repeats: int = 7, *, warmup: int = 2, shapes: Sequence[tuple[int, ...]] = PROFILE_SHAPES, device: str = "cpu"
 ) -> list[dict]:
     """Time one ``step()`` of each variant; one record per variant.
 
@@ -72,8 +73,8 @@ def profile_optimizer(
     steps: process-wide, so it includes every variant built before it).
     """
     generator = torch.Generator().manual_seed(PROFILE_SEED)
-    base = [torch.randn(shape, generator=generator) for shape in shapes]
-    grads = [torch.randn(shape, generator=generator) for shape in shapes]
+    base = [torch.randn(shape, generator=generator).to(device) for shape in shapes]
+    grads = [torch.randn(shape, generator=generator).to(device) for shape in shapes]
     process = psutil.Process()
 
     variants = _variants()
@@ -92,8 +93,10 @@ def profile_optimizer(
     samples: list[list[float]] = [[] for _ in variants]
     for _ in range(repeats):
         for i, optimizer in enumerate(optimizers):
+            synchronize(device)
             start = time.perf_counter()
             optimizer.step()
+            synchronize(device)
             samples[i].append(time.perf_counter() - start)
             peak_rss[i] = max(peak_rss[i], process.memory_info().rss)
 
@@ -106,6 +109,7 @@ def profile_optimizer(
             "name": variant.name,
             "scope": variant.scope,
             "path": variant.path,
+            "device": device,
             "median": statistics.median(times),
             "min": min(times),
             "max": max(times),

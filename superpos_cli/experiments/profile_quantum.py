@@ -29,18 +29,22 @@ TEXTCLS_SHAPE = (32, 4, 64, 16)
 SEED = 0
 
 
-def profile_circuit(n_qubits: int, depth: int, repeats: int = 5, batch: int = ATTENTION_BATCH) -> list[dict]:
-    """One row per backend: seconds per call, circuits/s and the ratio to aer's."""
+def profile_circuit(n_qubits: int, depth: int, repeats: int = 5, batch: int = ATTENTION_BATCH,
+                    device: str = "cpu") -> list[dict]:
+    """One row per backend: seconds per call, circuits/s and the ratio to aer's.
+    fourier and torch run on ``device``; qiskit and aer always on the CPU."""
     spec = CircuitSpec(n_qubits=n_qubits, depth=depth)
     gen = torch.Generator().manual_seed(SEED)
     theta = (torch.rand(depth, n_qubits, generator=gen) * 2 - 1) * torch.pi
     phi = (torch.rand(depth, n_qubits, generator=gen) * 2 - 1) * torch.pi
     big = torch.randn(batch, generator=gen) * 3  # attention-score-like inputs
     small = big[:SMALL_BATCH].double()
+    on = {"fourier": device, "torch": device, "qiskit": "cpu", "aer": "cpu"}
     inputs = {"fourier": big, "torch": big, "qiskit": small, "aer": small}
-    calls = {name: (lambda name=name, x=x: evaluate(spec, theta, phi, x, name)) for name, x in inputs.items()}
-    warmup = {name: timed(fn)() for name, fn in calls.items()}
-    samples = interleaved(calls, repeats, warmup=0)
+    calls = {name: (lambda name=name, x=x.to(on[name]), t=theta.to(on[name]), p=phi.to(on[name]):
+                    evaluate(spec, t, p, x, name)) for name, x in inputs.items()}
+    warmup = {name: timed(fn, device)() for name, fn in calls.items()}
+    samples = interleaved(calls, repeats, warmup=0, device=device)
     rows = []
     for name, times in samples.items():
         stats = summary(times)
@@ -48,6 +52,7 @@ def profile_circuit(n_qubits: int, depth: int, repeats: int = 5, batch: int = AT
             "part": "circuit",
             "name": f"circuit {name}",
             "backend": name,
+            "device": on[name],
             "n_qubits": n_qubits,
             "depth": depth,
             "batch": len(inputs[name]),
@@ -68,6 +73,7 @@ def profile_attention(
     depth: int = 2,
     repeats: int = 5,
     backends: Sequence[str] = ("fourier", "torch"),
+    device: str = "cpu",
 ) -> list[dict]:
     """Forward + backward of QuantumAttention per shape (B, H, T, d_k): classical (Phi
     off) and each quantum backend, the same weights and inputs. Each backend's ratio
@@ -82,20 +88,22 @@ def profile_attention(
         for backend in backends:
             modules[backend] = QuantumAttention(d_model, H, circuit=spec, backend=backend)
             modules[backend].load_state_dict(modules["classical"].state_dict(), strict=False)
-        x = torch.randn(B, T, d_model)  # (B, T, D)
+        modules = {name: m.to(device) for name, m in modules.items()}
+        x = torch.randn(B, T, d_model).to(device)  # (B, T, D)
 
         def step(module):
             module.zero_grad(set_to_none=True)
             module(x).sum().backward()
 
         calls = {name: (lambda m=m: step(m)) for name, m in modules.items()}
-        warmup = {name: timed(fn)() for name, fn in calls.items()}
+        warmup = {name: timed(fn, device)() for name, fn in calls.items()}
         # Each backend is timed in its own pairing with classical (C B B C ...): a
         # backend that churns memory (torch allocates ~100x the scores) must not
         # run between another backend's samples and its reference.
         samples, references = {}, {}
         for backend in backends:
-            pair = interleaved({"classical": calls["classical"], backend: calls[backend]}, repeats, warmup=0)
+            pair = interleaved({"classical": calls["classical"], backend: calls[backend]}, repeats, warmup=0,
+                               device=device)
             samples.setdefault("classical", pair["classical"])
             samples[backend], references[backend] = pair[backend], summary(pair["classical"])["median"]
         references["classical"] = summary(samples["classical"])["median"]
@@ -106,6 +114,7 @@ def profile_attention(
                 "part": "attention",
                 "name": f"attention {name}",
                 "backend": name,
+                "device": device,
                 "shape": {"B": B, "H": H, "T": T, "d_k": d_k},
                 **stats,
                 "ratio_vs_classical": stats["median"] / classical,

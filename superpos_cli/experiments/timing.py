@@ -26,19 +26,31 @@ def interleaved_runs(runners: Mapping[str, Callable[[], Any]], repeats: int, war
     return results
 
 
-def timed(fn: Callable[[], Any]) -> Callable[[], float]:
-    """``fn`` wrapped to return its own wall time in seconds."""
+def synchronize(device: Any = None) -> None:
+    """Wait for ``device``'s queued kernels (CUDA runs them asynchronously); no-op on CPU."""
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: Any = None) -> Callable[[], float]:
+    """``fn`` wrapped to return its own wall time in seconds (on ``device``'s clock:
+    its queue drained before and after)."""
     def run() -> float:
+        synchronize(device)
         start = time.perf_counter()
         fn()
+        synchronize(device)
         return time.perf_counter() - start
 
     return run
 
 
-def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                device: Any = None) -> dict[str, list[float]]:
     """Seconds per call of each function over ``repeats`` interleaved rounds."""
-    return interleaved_runs({name: timed(fn) for name, fn in fns.items()}, repeats, warmup)
+    return interleaved_runs({name: timed(fn, device) for name, fn in fns.items()}, repeats, warmup)
 
 
 def summary(samples: Sequence[float]) -> dict[str, Any]:
