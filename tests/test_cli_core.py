@@ -117,3 +117,14 @@ def test_circuit_flags_reach_the_model(tiny_jsonl):
     options = json.loads(result.stdout)["config"]["task_options"]
     assert options == {"data_path": str(tiny_jsonl), "kind": "quantum", "encoding": "first-layer",
                        "entangler": "ring", "readout": "prob", "n_qubits": 2}
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(tiny_jsonl):
+    """A log (CI, nohup) gets one line per finished trial with its time and the time left."""
+    result = _invoke(["compare", "adam", "--task", "textcls", "--data", str(tiny_jsonl), "--seeds", "2",
+                      "--json", *FAST, *INLINE])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("compare: ")]
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("compare: 1/2 adam seed 0 ok in ") and "about" in lines[0] and lines[0].endswith("s left)")
+    assert lines[1].startswith("compare: 2/2 adam seed 1 ok in ") and lines[1].endswith("about 0 s left)")

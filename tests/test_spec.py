@@ -125,6 +125,10 @@ class Captured:
 
     def __init__(self, monkeypatch):
         self.spec = None
+        # Imported first, so a module that binds run_trial by name at import time
+        # (the executor) binds the real one, not this test's stand-in for good.
+        import superpos_cli.experiments.executor  # noqa: F401
+
         monkeypatch.setattr("superpos_cli.experiments.trials.run_trial", self._trial)
         monkeypatch.setattr("superpos_cli.experiments.compare.run_compare", self._sweep)
         monkeypatch.setattr("superpos_cli.experiments.ablate.run_ablate", self._sweep)

@@ -113,3 +113,16 @@ def test_power_lines_for_a_loss_a_note_and_an_ablation():
     assert power_line("sgd", "adam", {**p, "note": "not estimable: x"}) == "power sgd vs adam: not estimable: x"
     text = _power_range([p, {**p, "detectable_ratio": 0.95, "seeds_for_paper_ratio": 6}], 3)
     assert "loss ratio <= 0.95..0.987" in text and "needs 6..6 seeds (> 32 for some)" in text
+
+
+def test_a_target_no_arm_reached_gets_one_line_with_the_highest_reachable_target():
+    from superpos_cli.cli.render import unreached_target_line
+
+    def entry(rate, *peaks):
+        return {"epochs_to_target": {"success_rate": rate}, "curves": [[[0.5, p - 0.1], [1.0, p]] for p in peaks]}
+
+    line = unreached_target_line([entry(0.0, 0.87, 0.861), entry(0.0, 0.8449)], 0.9, 12)
+    assert line == ("no arm reached 90% in 12 epochs in any seed; every seed of every arm reached 84% "
+                    "(rerun with --target 0.84)")
+    assert unreached_target_line([entry(0.0, 0.8), entry(0.2, 0.95)], 0.9, 12) is None  # one seed reached it
+    assert unreached_target_line([entry(0.0, 0.8)], None, 1) is None  # a loss task has no target

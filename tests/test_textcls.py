@@ -131,3 +131,30 @@ def test_evaluation_in_length_chunks_equals_one_padded_pass(kind):
     assert len(task._val_chunks) > 1 and max(c.shape[1] for c in task._val_chunks) == task.val_ids.shape[1]
     assert got["val_accuracy"] == pytest.approx(float(logits.argmax(1).eq(task.val_labels).float().mean()), abs=0)
     assert got["val_loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, task.val_labels)), rel=1e-5)
+
+
+def test_vocabulary_is_capped_and_unknown_tokens_counted(tmp_path):
+    """A corpus with more distinct words than max_vocab keeps the most frequent ones;
+    the rest become <unk>, counted per split against a count made here by hand."""
+    import json
+
+    rng = random.Random(0)
+    rows = []
+    for i in range(200):
+        words = [f"w{min(int(rng.expovariate(0.05)), 400)}" for _ in range(8)] + ["good" if i % 2 else "bad"]
+        rows.append({"text": " ".join(words), "label": i % 2})
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = build_task("textcls", 0, {"data_path": str(path), "max_vocab": 50})
+    assert len(task.tokenizer) == 50
+    kept = set(task.tokenizer.vocab)
+    for split, ids in (("train", task.train_ids), ("val", task.val_ids)):
+        real = int(ids.ne(0).sum())
+        assert task.unknown_tokens[split]["count"] == int(ids.eq(1).sum()) > 0
+        assert task.unknown_tokens[split]["share"] == pytest.approx(int(ids.eq(1).sum()) / real)
+    assert {"good", "bad"} <= kept  # the most frequent words survive the cap
+    assert task.describe()["unknown_tokens"] == task.unknown_tokens
+    uncapped = build_task("textcls", 0, {"data_path": str(path)})
+    assert len(uncapped.tokenizer) > 50 and uncapped.unknown_tokens["train"]["count"] == 0
+    with pytest.raises(BadInput, match="max_vocab"):
+        TextClsConfig(max_vocab=2)

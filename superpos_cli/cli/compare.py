@@ -62,7 +62,7 @@ def compare(
     o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
-    from superpos_cli.cli.render import compare_table, emit_json, stdout, trial_progress
+    from superpos_cli.cli.render import compare_table, emit_json, stdout, trial_progress, unreached_target_line
     from superpos_cli.experiments.compare import CompareSpec, run_compare
     from superpos_cli.experiments.plan import check_trials, train_config
     from superpos_cli.experiments.trials import raise_if_failed
@@ -83,6 +83,9 @@ def compare(
                          title=f"{run.task}: {' vs '.join(names)} ({len(spec.seeds)} seeds)")
     if not json_:
         stdout.print(compare_table(doc))
+        note = unreached_target_line(doc["arms"], doc.get("target"), doc["max_epochs"])
+        if note:
+            stdout.print(note, highlight=False)
     raise_if_failed(doc)
 
 

@@ -56,7 +56,14 @@ def emit_json(document: dict[str, Any], to_stdout: bool, out: Path | None) -> No
 
 @contextmanager
 def trial_progress(total: int, label: str = "trials") -> Iterator[Any]:
-    """A progress bar over trials on stderr; yields an on_event callback for the executor."""
+    """A progress bar over trials on stderr; yields an on_event callback for the executor.
+
+    When stderr is not a terminal (a CI log, ``nohup``), one plain line per finished
+    trial instead: count, trial, its own time, and the time left at the rate so far.
+    """
+    if not stderr.is_terminal:
+        yield _plain_progress(total, label)
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=stderr,
                   transient=True) as bar:
@@ -74,6 +81,45 @@ def trial_progress(total: int, label: str = "trials") -> Iterator[Any]:
                 bar.update(task_id, detail=f"{cell} epoch {payload['epoch']:.1f} val {_num(metric, 3)}")
 
         yield on_event
+
+
+def _plain_progress(total: int, label: str):
+    """on_event writing ``label: 3/10 sgd seed 2 done in 8.1 s (12 s so far, about 28 s left)``."""
+    import time
+
+    started, count = time.perf_counter(), [0]
+
+    def on_event(kind: str, trial, payload: dict[str, Any]) -> None:
+        if kind not in ("done", "cached"):
+            return
+        count[0] += 1
+        elapsed = time.perf_counter() - started
+        cell = f"{trial.cell or trial.arm.name} seed {trial.seed}"
+        if kind == "cached":
+            what = "from the store"
+        else:
+            what = payload.get("status", "done") + (f" in {payload['wall_s']:.1f} s" if "wall_s" in payload else "")
+        left = elapsed / count[0] * (total - count[0])
+        stderr.print(f"{label}: {count[0]}/{total} {cell} {what} ({elapsed:.0f} s so far, about {left:.0f} s left)",
+                     highlight=False, markup=False)
+
+    return on_event
+
+
+def unreached_target_line(entries: list[dict[str, Any]], target: float | None, max_epochs: int) -> str | None:
+    """One line when no arm or cell reached ``target`` in any seed: the highest target
+    every seed of every entry reached (from the validation curves), instead of a table
+    of censored cells; None otherwise."""
+    if target is None or not entries:
+        return None
+    if any(e.get("epochs_to_target", {}).get("success_rate") for e in entries):
+        return None
+    peaks = [max(v for _, v in curve) for e in entries for curve in e.get("curves", []) if curve]
+    if not peaks:
+        return None
+    reachable = math.floor(min(peaks) * 100) / 100
+    return (f"no arm reached {target:.0%} in {max_epochs} epochs in any seed; every seed of every arm reached "
+            f"{reachable:.0%} (rerun with --target {reachable:.2f})")
 
 
 def _accuracy_cells(summary: dict[str, Any], max_epochs: int) -> list[str]:

@@ -76,6 +76,12 @@ def train(
         reached = f"{e2t:.2f} epochs" if e2t is not None else f"not reached in {spec.train.max_epochs} epochs"
         stdout.print(f"{result['target_metric']} reached {spec.train.target:.0%} at: {reached}")
     finals = ", ".join(f"{k} {v:.4f}" for k, v in result["final_metrics"].items())
+    unknown = record.get("task_description", {}).get("unknown_tokens")
+    if unknown and run.values.get("data") is not None:
+        description = record["task_description"]
+        stdout.print(f"vocabulary: {description['vocab_size']} ids (cap {description['max_vocab']}); <unk> tokens: "
+                     + ", ".join(f"{split} {u['count']} ({u['share']:.1%})" for split, u in unknown.items()),
+                     highlight=False)
     stdout.print(f"final: {finals}; mean train loss {result['mean_train_loss']:.4f}; "
                  f"median epoch time {result['epoch_time_s']:.3f} s (evaluation excluded)")
 

@@ -74,6 +74,8 @@ OPTIONS: dict[str, Option] = _opts(
            high_open=True, tasks=("textcls",), default=0.03),
     Option("negation_rate", float, "Probability that a cue word is negated (synthetic task).", "task", low=0,
            high=1, tasks=("textcls",), default=0.0),
+    Option("max_vocab", int, "Vocabulary cap: the most frequent training words (the rest become <unk>, counted).",
+           "task", low=3, tasks=("textcls",), default=20000),
     Option("val_fraction", float, "Share of a --data file held out for validation.", "task", low=0, high=1,
            low_open=True, high_open=True, default_text="0.2 textcls, 0.1 gsm8k"),
     Option("batch_size", int, "Examples per batch.", "task", low=1, default_text="32 textcls, 1 gsm8k"),

@@ -26,7 +26,9 @@ dataset is drawn from the run's seed, so paired arms see the same data.
 With ``data_path`` the same model trains on a user's JSONL
 (``{"text": str, "label": int|str}``) or CSV (``text,label`` columns) file; a
 validation split is carved out with the seed and the vocabulary is built from
-the training split only (unseen words become ``<unk>``).
+the training split only: its ``max_vocab`` (20,000) most frequent words, ties
+alphabetical; every other word becomes ``<unk>``, counted per split in
+``describe()["unknown_tokens"]`` (train shows it; records keep it).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class TextClsConfig:
     max_len: int = 64
     seed: int = 0
     device: str | None = None  # None: cpu (tasks/device.py)
+    # Vocabulary cap (with <pad> and <unk>): a 10k-sentence corpus has ~20k distinct
+    # words, most seen once; their embeddings would be most of the model and untrained.
+    max_vocab: int = 20000
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -83,6 +88,8 @@ class TextClsConfig:
             raise BadInput(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.batch_size < 1:
             raise BadInput(f"batch size must be >= 1, got {self.batch_size}")
+        if self.max_vocab < 3:
+            raise BadInput(f"max_vocab must be >= 3 (<pad>, <unk> and a word), got {self.max_vocab}")
         resolve_device(self.device, prefer_cuda=False)
 
 
@@ -123,6 +130,13 @@ def file_examples(cfg: TextClsConfig) -> tuple[list[tuple[str, int]], list[tuple
     return pairs[n_val:], pairs[:n_val], names
 
 
+def _unknown(ids: torch.Tensor) -> dict[str, float]:
+    """{"count": <unk> tokens, "share": of all non-padding tokens} of ids (N, T)."""
+    real = int(ids.ne(0).sum())
+    count = int(ids.eq(1).sum())
+    return {"count": count, "share": count / real if real else 0.0}
+
+
 # Validation rows per no-grad forward pass: large enough that per-op overhead is
 # small, small enough that sorting by length leaves little padding in each chunk.
 EVAL_ROWS = 128
@@ -153,13 +167,15 @@ class TextClsTask:
             val = synthetic_examples(cfg, cfg.n_val, rng)
             self.label_names = ["0", "1"]
         self.device = resolve_device(cfg.device, prefer_cuda=False)
-        self.tokenizer = WordTokenizer.from_texts([text for text, _ in train])
+        self.tokenizer = WordTokenizer.from_texts([text for text, _ in train], cfg.max_vocab)
         self.train_ids = self.tokenizer.encode_batch([t for t, _ in train], cfg.max_len)  # (N, T)
         self.train_labels = torch.tensor([y for _, y in train])  # (N,)
         self.val_ids = self.tokenizer.encode_batch([t for t, _ in val], cfg.max_len)  # (M, T)
         self.val_labels = torch.tensor([y for _, y in val])  # (M,)
         chunks, order = length_chunks(self.val_ids, EVAL_ROWS)
         self._val_chunks = [chunk.to(self.device) for chunk in chunks]
+        # <unk> (id 1) among the real tokens of each split, and its share.
+        self.unknown_tokens = {name: _unknown(ids) for name, ids in (("train", self.train_ids), ("val", self.val_ids))}
         self._val_chunk_labels = self.val_labels[order].to(self.device)  # (M,), the chunks' row order
 
     def build_model(self) -> nn.Module:
@@ -195,6 +211,6 @@ class TextClsTask:
 
     def describe(self) -> dict[str, Any]:
         info = asdict(self.cfg)
-        info.update(task=self.name, device=str(self.device), vocab_size=len(self.tokenizer), n_classes=len(self.label_names),
+        info.update(task=self.name, device=str(self.device), unknown_tokens=self.unknown_tokens, vocab_size=len(self.tokenizer), n_classes=len(self.label_names),
                     train_examples=len(self.train_labels), val_examples=len(self.val_labels))
         return info
