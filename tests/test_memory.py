@@ -99,9 +99,10 @@ _PEAK = ("import resource, runpy, sys\n"
 
 
 @pytest.mark.parametrize("options", [{}, {"n_qubits": 10, "backend": "torch"}])
-def test_the_estimate_bounds_a_measured_trial_to_a_factor_of_three(options, tmp_path):
+def test_the_estimate_bounds_a_measured_trial_to_a_factor_of_four(options, tmp_path):
     """A real `superpos train` in a child process: its peak RSS is below the estimate,
-    and the estimate at most 3x it (the estimate assumes the longest sequence)."""
+    and the estimate at most 4x it (it assumes the longest sequence and a cold
+    inductor cache)."""
     flags = {"n_qubits": "--qubits", "backend": "--backend"}
     args = [a for k, v in options.items() for a in (flags[k], str(v))]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
@@ -110,14 +111,14 @@ def test_the_estimate_bounds_a_measured_trial_to_a_factor_of_three(options, tmp_
     assert done.returncode == 0, done.stderr
     peak = int(done.stderr.strip().splitlines()[-1].split()[1]) * 1024
     estimate = trial_bytes("textcls", options).total
-    assert peak <= estimate <= 3 * peak, (peak / MiB, estimate / MiB)
+    assert peak <= estimate <= 4 * peak, (peak / MiB, estimate / MiB)
 
 
 def test_the_cli_lowers_jobs_to_what_fits_and_says_so(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "superpos_cli", "compare", "adam", "--task", "textcls",
                            "--seeds", "2", "--max-epochs", "1", "--n-train", "32", "--n-val", "16", "--jobs", "2",
-                           "--max-memory", "700M", "--no-store", "--json"],
+                           "--max-memory", "1200M", "--no-store", "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "running 1 at a time instead of 2" in done.stderr
