@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -84,6 +85,19 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
+# A finished trial's plain progress line (stderr not a terminal), e.g.
+# "compare: 1/4 sgd seed 0 ok in 6.3 s (6 s so far, about 19 s left)".
+_PROGRESS = re.compile(r"^\w+: \d+/\d+ .* \(\d+ s so far, about \d+ s left\)$")
+
+
+def _interrupt_line(stderr: str) -> str:
+    """The one line an interruption prints, after any progress lines of trials finished before it."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and lines, stderr
+    assert all(_PROGRESS.match(line) for line in lines[:-1]), stderr
+    return lines[-1]
+
+
 # ----------------------------------------------------------------- interruption
 
 
@@ -95,7 +109,7 @@ def test_sigint_during_compare_exits_130_and_a_rerun_runs_only_what_is_missing(t
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    line = _one_line(err)
+    line = _interrupt_line(err)
     before = _rows(store)
     assert 1 <= len(before) < 4
     assert line == (f"interrupted: {len(before)} of 4 trials completed, stored in {store}; "
@@ -130,7 +144,7 @@ def test_sigint_while_working_is_one_line_and_130(tmp_path, command):
     # 130, or ended by the SIGINT itself after the message (CPython re-raises a
     # KeyboardInterrupt that reaches shutdown as the signal): the shell shows 130 for both.
     assert proc.returncode in (130, -signal.SIGINT), err
-    assert _one_line(err).startswith("interrupted: ")
+    assert _interrupt_line(err).startswith("interrupted: ")
     assert not (tmp_path / "default.db").exists()
 
 
