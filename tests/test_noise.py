@@ -296,13 +296,31 @@ def test_bad_noise_options_fail_before_any_work(options):
         build_task("textcls", 0, options).build_model()
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shots", [100, 1024, 20])
 @pytest.mark.parametrize("p", [0.002, 0.03, 0.12, 0.3, 0.5, 0.97, 0.995])
-def test_shot_counts_follow_the_binomial(shots, p):
+def test_shot_counts_follow_the_binomial(shots, p, dtype):
     """Chi-square of 20,000 counts against scipy's Binomial(shots, p) pmf, bins merged
-    to expected counts >= 20: both regimes (exact inversion below N min(P, 1-P) = 20,
-    the Cornish-Fisher count above) must be indistinguishable from exact sampling."""
-    _check_binomial(shots, p, 20_000, seed=int(p * 1000) + shots)
+    to expected counts >= 20: both regimes (inversion below N min(P, 1-P) = 20, in
+    float32 as training runs it and in float64, the Cornish-Fisher count above) must be
+    indistinguishable from exact sampling."""
+    _check_binomial(shots, p, 20_000, seed=int(p * 1000) + shots, dtype=dtype)
+
+
+@pytest.mark.parametrize("shots, p", [(1024, 0.015), (1024, 0.985), (100, 0.15)])
+def test_inversion_counts_past_its_first_pass(shots, p):
+    """Means near 20 (counts past the inversion's FIRST_STEPS, continued by its second
+    pass) in float32, a million draws, and the second pass's share is not empty."""
+    from superpos_cli.quantum.backends.shots import EXACT_BELOW, FIRST_STEPS
+
+    assert min(p, 1 - p) * shots < EXACT_BELOW and stats_sf_above(shots, min(p, 1 - p), FIRST_STEPS) > 1e-3
+    _check_binomial(shots, p, 1_000_000, seed=7 + shots, dtype=torch.float32)
+
+
+def stats_sf_above(shots, p, k):
+    from scipy import stats
+
+    return stats.binom.sf(k - 1, shots, p)
 
 
 @pytest.mark.parametrize("shots, p", [(100, 0.2), (1024, 0.0196), (1024, 0.98)])
@@ -315,6 +333,19 @@ def test_cornish_fisher_is_indistinguishable_at_its_threshold(shots, p):
     _check_binomial(shots, p, 1_000_000, seed=shots)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_approximation_starts_at_exact_below(dtype):
+    """The kernels' threshold (a literal there) is EXACT_BELOW: marked for inversion
+    just below a mean of EXACT_BELOW, approximated just above, at either tail."""
+    from superpos_cli.quantum.backends.shots import EXACT_BELOW, _estimate_kernel
+
+    shots = 1024.0
+    means = torch.tensor([EXACT_BELOW - 0.01, EXACT_BELOW + 0.01], dtype=dtype)
+    for prob in (means / shots, 1 - means / shots):
+        estimate, any_exact = _estimate_kernel(prob, torch.zeros_like(prob), torch.zeros_like(prob), 0.0, shots)
+        assert bool(any_exact) and estimate.isnan().tolist() == [True, False]
+
+
 def test_a_nan_readout_stays_nan_under_shots():
     from superpos_cli.quantum.backends.shots import sample_estimate
 
@@ -323,13 +354,13 @@ def test_a_nan_readout_stays_nan_under_shots():
     assert out[1].isnan() and not out[[0, 2, 3]].isnan().any()
 
 
-def _check_binomial(shots, p, draws, seed):
+def _check_binomial(shots, p, draws, seed, dtype=torch.float64):
     from scipy import stats
 
     from superpos_cli.quantum.backends.shots import sample_counts
 
     gen = torch.Generator().manual_seed(seed)
-    counts = sample_counts(torch.full((draws,), p, dtype=torch.float64), shots, gen).numpy()
+    counts = sample_counts(torch.full((draws,), p, dtype=dtype), shots, gen).double().numpy()
     assert np.allclose(counts, counts.round()) and counts.min() >= 0 and counts.max() <= shots
     expected = stats.binom.pmf(np.arange(shots + 1), shots, p) * draws
     observed = np.bincount(counts.astype(int), minlength=shots + 1).astype(float)
