@@ -238,5 +238,13 @@ def test_cells_that_set_noise_and_a_device_are_skipped_and_the_words_mean_unset(
     with pytest.raises(BadInput, match="names a cell the grid skips"):
         Grid("sgd", {o.name: vals for o, vals in axes.items()}, "noise=depolarizing:0.01,noise_device=fake_manila",
              check("textcls", {"readout": "prob"}))
+    # The table's line under it names them, the exclusive pair and what varies only.
+    from superpos_cli.cli.render import skipped_cells_line
+
+    line = skipped_cells_line({"skipped_cells": [{"readout": "prob", **c} for c in grid.skipped]})
+    assert line == ("2 cell(s) of the grid not run (--noise and --noise-device exclude each other): "
+                    "noise=depolarizing:0.01,noise_device=fake_manila,shots=exact; "
+                    "noise=depolarizing:0.01,noise_device=fake_manila,shots=1024")
+    assert skipped_cells_line({"skipped_cells": []}) is None
     with pytest.raises(BadInput, match="exclude each other"):
         check("textcls", {"readout": "prob", "noise": "depolarizing:0.01", "noise_device": "fake_manila"})

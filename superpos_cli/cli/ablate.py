@@ -66,7 +66,8 @@ def ablate(
     o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
-    from superpos_cli.cli.render import ablate_table, emit_json, stdout, trial_progress, unreached_target_line
+    from superpos_cli.cli.render import (ablate_table, emit_json, skipped_cells_line, stdout, trial_progress,
+                                         unreached_target_line)
     from superpos_cli.experiments.ablate import AblateSpec, run_ablate
     from superpos_cli.experiments.plan import check_trials
     from superpos_cli.experiments.trials import raise_if_failed
@@ -81,9 +82,10 @@ def ablate(
         _plots(doc, plot)
     if not json_:
         stdout.print(ablate_table(doc))
-        note = unreached_target_line(doc["cells"], doc.get("target"), doc["max_epochs"])
-        if note:
-            stdout.print(note, highlight=False)
+        for note in (unreached_target_line(doc["cells"], doc.get("target"), doc["max_epochs"]),
+                     skipped_cells_line(doc)):
+            if note:
+                stdout.print(note, highlight=False)
     raise_if_failed(doc)
 
 

@@ -122,6 +122,24 @@ def unreached_target_line(entries: list[dict[str, Any]], target: float | None, m
             f"{reachable:.0%} (rerun with --target {reachable:.2f})")
 
 
+def skipped_cells_line(doc: dict[str, Any]) -> str | None:
+    """One line naming the grid's cells left out because they set two options that
+    exclude each other (ablate's ``skipped_cells``); None when there are none."""
+    skipped = doc.get("skipped_cells") or []
+    if not skipped:
+        return None
+    from superpos_cli.spec.grid import format_value
+    from superpos_cli.spec.run import exclusive_conflict
+
+    pairs = sorted({exclusive_conflict(cell) for cell in skipped} - {None})
+    why = "; ".join(f"--{a.replace('_', '-')} and --{b.replace('_', '-')} exclude each other" for a, b in pairs)
+    # The exclusive options and what varies among the skipped cells, not one-value settings.
+    shown = {name for pair in pairs for name in pair}
+    shown |= {k for k in skipped[0] if len({format_value(cell.get(k)) for cell in skipped}) > 1}
+    cells = "; ".join(",".join(f"{k}={format_value(v)}" for k, v in cell.items() if k in shown) for cell in skipped)
+    return f"{len(skipped)} cell(s) of the grid not run ({why}): {cells}"
+
+
 def _accuracy_cells(summary: dict[str, Any], max_epochs: int) -> list[str]:
     """final accuracy [CI], epochs to target [CI], reached, epoch s, overhead of an arm or cell."""
     acc, e2t = summary["final_accuracy"], summary["epochs_to_target"]
