@@ -335,14 +335,16 @@ def test_cornish_fisher_is_indistinguishable_at_its_threshold(shots, p):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_approximation_starts_at_exact_below(dtype):
-    """The kernels' threshold (a literal there) is EXACT_BELOW: marked for inversion
-    just below a mean of EXACT_BELOW, approximated just above, at either tail."""
+    """Marked for inversion just below a mean of EXACT_BELOW, approximated just above,
+    at either tail."""
     from superpos_cli.quantum.backends.shots import EXACT_BELOW, _estimate_kernel
 
     shots = 1024.0
     means = torch.tensor([EXACT_BELOW - 0.01, EXACT_BELOW + 0.01], dtype=dtype)
     for prob in (means / shots, 1 - means / shots):
-        estimate, any_exact = _estimate_kernel(prob, torch.zeros_like(prob), torch.zeros_like(prob), 0.0, shots)
+        zero = torch.zeros_like(prob)
+        estimate, any_exact = _estimate_kernel(prob, zero, zero, torch.tensor(0.0, dtype=dtype),
+                                               torch.tensor(shots, dtype=dtype))
         assert bool(any_exact) and estimate.isnan().tolist() == [True, False]
 
 

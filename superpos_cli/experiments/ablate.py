@@ -32,7 +32,7 @@ from superpos_cli.engine import stats
 from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.compare import main_metric
-from superpos_cli.experiments.executor import EventCallback, execute
+from superpos_cli.experiments.executor import EventCallback, counting, execute
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.summary import RELATIVE_FIELDS, arm_summary, relative_summary
@@ -114,14 +114,7 @@ def run_ablate(spec: AblateSpec, store: ResultsStore | None = None, fresh: bool 
                executor: str = "local", ray_address: str | None = None,
                memory_budget: int | None = None) -> dict[str, Any]:
     """Run every trial not already in ``store`` and return the ablate document."""
-    counts = {"done": 0, "cached": 0}
-
-    def count(kind: str, trial: TrialSpec, payload: dict[str, Any]) -> None:
-        if kind in counts:
-            counts[kind] += 1
-        if on_event:
-            on_event(kind, trial, payload)
-
+    counts, count = counting(on_event)
     trials = spec.trials()
     records = execute(trials, store=store, fresh=fresh, sweep=spec.sweep_name(), on_event=count, jobs=jobs,
                       reuse_stale=reuse_stale, executor=executor, ray_address=ray_address, memory_budget=memory_budget)

@@ -56,6 +56,20 @@ from superpos_cli.fingerprint import code_fingerprint
 # "done" arrives as each result does, in completion order.
 EventCallback = Callable[[str, TrialSpec, dict[str, Any]], None]
 
+
+def counting(on_event: EventCallback | None) -> tuple[dict[str, int], EventCallback]:
+    """({"done": n, "cached": n}, an on_event that counts those kinds into it and
+    passes every event on to ``on_event``): what a sweep ran and what it reused."""
+    counts = {"done": 0, "cached": 0}
+
+    def count(kind: str, trial: TrialSpec, payload: dict[str, Any]) -> None:
+        if kind in counts:
+            counts[kind] += 1
+        if on_event:
+            on_event(kind, trial, payload)
+
+    return counts, count
+
 EXECUTORS = ("local", "ray")
 TRIAL_THREADS = 1  # torch intra-op threads per trial (module docstring)
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -358,15 +358,10 @@ def _run_one(item: PlannedStep, store: Any, execution: dict[str, Any], fresh: bo
     """Run one step and append its entry (``id``, ..., ``wall_s``, counts, ``doc``)."""
     if on_step:
         on_step("start", item, {})
+    from superpos_cli.experiments.executor import counting
+
     t0 = time.perf_counter()
-    counts = {"done": 0, "cached": 0}
-
-    def count(kind: str, trial: Any, payload: dict[str, Any]) -> None:
-        if kind in counts:
-            counts[kind] += 1
-        if on_event:
-            on_event(kind, trial, payload)
-
+    counts, count = counting(on_event)
     doc = _run_step(item, store, execution, fresh, count, counts)
     entry = {"id": item.step.id, "title": item.step.title, "question": item.step.question,
              "kind": item.step.kind, "command": item.command, "wall_s": time.perf_counter() - t0,
