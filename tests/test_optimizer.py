@@ -12,7 +12,9 @@ from superpos_cli.optim import functional
 from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
 from superpos_cli.optim.perturbations import PERTURBATIONS
 
-PATHS = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+# "default": both None; on these small tensors that is torch's fused Adam for every
+# tensor plus a foreach pass for Q (no compiled kernel), or foreach with eps inside.
+PATHS = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}, "default": {}}
 
 
 def _mlp(seed=0, dtype=torch.float32):
@@ -258,6 +260,8 @@ def test_paths_agree(perturb, scope, eps_inside, unscaled, wd_mode):
     reference32 = _path_run("single", torch.float32, *case)
     _assert_all_close(_path_run("foreach", torch.float32, *case), reference32, atol=1e-6)
     _assert_all_close(_path_run("fused", torch.float32, *case), reference32, atol=1e-6)
+    _assert_all_close(_path_run("default", torch.float64, *case), reference64, atol=1e-12)
+    _assert_all_close(_path_run("default", torch.float32, *case), reference32, atol=1e-6)
 
 
 def test_fused_float64_agrees():
@@ -461,3 +465,23 @@ def test_profile_rows():
         assert row["min"] <= row["median"] <= row["max"]
     assert next(r for r in rows if r["name"] == "adam" and r["path"] == "fused")["ratio_vs_fused_adam"] == 1.0
     assert next(r for r in rows if r["scope"] == "tensors" and r["path"] == "fused")["compile_s"] > 0
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({}, (False, True, False)),  # small: torch's fused Adam + a foreach pass for Q
+    ({"eps_inside_sqrt": True}, (True, False, True)),  # torch's fused Adam has eps outside
+    ({"perturb": "none"}, (False, True, True)),  # no Q: nothing to compile, all fused
+    ({"fused": True}, (False, True, True)),
+    ({"foreach": True}, (True, False, True)),
+])
+def test_default_path_of_a_small_model(options, expected, monkeypatch):
+    """(foreach, fused, compile_kernels) chosen for a 97-coordinate model, and no
+    kernel compiled on its steps unless fused=True asks for one."""
+    model = _mlp()
+    optimizer = SuperpositionalAdam(model.parameters(), lr=1e-2, scope="all", **options)
+    group = optimizer.param_groups[0]
+    params = list(group["params"])
+    assert optimizer._paths(group, params, optimizer.perturb_counts()[0]) == expected
+    monkeypatch.setattr(functional, "_KERNELS", {})
+    _train(model, optimizer, steps=2)
+    assert bool(functional._KERNELS) == ("fused" in options)

@@ -63,3 +63,26 @@ def test_every_preset_builds_and_steps(preset):
 def test_bad_arms_are_bad_input(text, overrides, message):
     with pytest.raises(BadInput, match=message):
         parse_arm(text, overrides)
+
+
+@pytest.mark.parametrize("text, fused", [("adam", True), ("adamw", True), ("adam:fused=false", False),
+                                         ("adamw:fused=true", True)])
+def test_adam_presets_use_torchs_fused_kernel_unless_told(text, fused):
+    """The Adam reference is torch's fused Adam where torch has it (CPU here), the
+    kernel SuperpositionalAdam's small-model default also runs, so an arm's cost
+    over it is the sine term's; the numbers equal torch's default loop to rounding."""
+    torch.manual_seed(0)
+    model, twin = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    twin.load_state_dict(model.state_dict())
+    opt = build_optimizer(parse_arm(text), model)
+    assert type(opt).__name__ == ("Adam" if text.startswith("adam:") or text == "adam" else "AdamW")
+    assert opt.defaults["fused"] is fused
+    loop = type(opt)(twin.parameters(), lr=opt.defaults["lr"], weight_decay=opt.defaults["weight_decay"], foreach=False)
+    x = torch.randn(8, 3)
+    for o, m in ((opt, model), (loop, twin)):
+        for _ in range(3):
+            o.zero_grad()
+            m(x).square().mean().backward()
+            o.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)

@@ -32,6 +32,9 @@ Implementations, behind :func:`superpositional_adam`:
   tensor goes through torch's own fused Adam (``torch._fused_adam_`` /
   ``torch._fused_adamw_``). Partly covered tensors (``coords``, ``global``) get
   Q computed on their few coordinates before the update and subtracted after.
+  With ``compile_kernels=False`` (the default below 2**20 compiled coordinates,
+  where a compile would cost more than it saves) every in-scope tensor is
+  treated so: torch's fused Adam over all tensors plus one foreach pass for Q.
   Random f (gaussian, uniform) cannot be traced: it is drawn first and passed in.
   If the kernel cannot be compiled (no C++ compiler, unsupported device), the
   group runs the foreach implementation instead and :func:`compiled_kernels`
@@ -79,6 +82,7 @@ def superpositional_adam(
     *,
     foreach: bool,
     fused: bool,
+    compile_kernels: bool = True,
     lr: float,
     beta1: float,
     beta2: float,
@@ -95,10 +99,15 @@ def superpositional_adam(
 
     ``state_steps`` are 0-d float32 tensors on each parameter's device, incremented
     here. ``fused`` wins over ``foreach``; neither selects the single-tensor path.
+    ``compile_kernels=False`` (fused only, without ``eps_inside_sqrt``): no compiled
+    kernel at all; torch's fused Adam updates every tensor and Q is one foreach pass
+    over the scope, as for partly covered tensors (the small-model default).
     Call under ``torch.no_grad()``.
     """
+    kernel_options = {}
     if fused:
         impl = _fused_superpositional_adam
+        kernel_options["compile_kernels"] = compile_kernels
         if torch.compiler.is_compiling():
             # What dynamo does to torch's own fused optimizers: run them eagerly.
             # Traced, torch._fused_adam_ fails functionalization ("mutating a
@@ -127,6 +136,7 @@ def superpositional_adam(
         perturb_scale=perturb_scale,
         perturb_unscaled=perturb_unscaled,
         generator=generator,
+        **kernel_options,
     )
 
 
@@ -447,13 +457,16 @@ def fused_kernel_plan(
     perturbation: Perturbation,
     perturb_scale: float,
     eps_inside_sqrt: bool,
+    compile_kernels: bool = True,
 ) -> list[Optional[tuple[str, torch.dtype, str]]]:
     """Per tensor, the compiled kernel the fused path runs it through, as a key
-    (kind, dtype, device type), or None where torch's fused Adam serves it."""
+    (kind, dtype, device type), or None where torch's fused Adam serves it (then
+    with Q, if any, added around it). ``compile_kernels=False`` leaves wholly
+    in-scope tensors to torch's fused Adam too; eps inside the sqrt still needs a kernel."""
     active = perturbs(perturbation, perturb_scale)
     plan: list[Optional[tuple[str, torch.dtype, str]]] = []
     for p, k in zip(params, perturb_counts):
-        if active and 0 < k == p.numel():
+        if active and 0 < k == p.numel() and compile_kernels:
             kind = _GIVEN if perturbation.needs_generator else perturbation.name
         elif eps_inside_sqrt:
             kind = _ADAM
@@ -626,12 +639,14 @@ def _fused_superpositional_adam(
     perturb_scale: float,
     perturb_unscaled: bool,
     generator: Optional[torch.Generator],
+    compile_kernels: bool = True,
 ) -> None:
     if not params:
         return
     plan = fused_kernel_plan(
         params, perturb_counts,
         perturbation=perturbation, perturb_scale=perturb_scale, eps_inside_sqrt=eps_inside_sqrt,
+        compile_kernels=compile_kernels,
     )
     calls = _kernel_calls((params, grads, exp_avgs, exp_avg_sqs), state_steps, plan)
     # Compile (or fetch) every kernel and list length first: if one is missing,
@@ -652,16 +667,18 @@ def _fused_superpositional_adam(
     active = perturbs(perturbation, perturb_scale)
     c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
     # f-values before the update, in tensor order (the order the other paths draw
-    # random numbers in): every in-scope region for random f, else only the partly
-    # covered ones; a traced f is evaluated inside the kernel.
-    whole = [active and 0 < k == p.numel() for p, k in zip(params, perturb_counts)]
-    f_values: dict[int, Tensor] = {}
-    if active:
-        for i, (p, k) in enumerate(zip(params, perturb_counts)):
-            if k > 0 and (perturbation.needs_generator or not whole[i]):
-                f_values[i] = perturbation.fn(_leading(p, k), generator)
-    partial = [i for i in f_values if not whole[i]]
-    partial_q = [f_values[i].mul_(_leading(grads[i], perturb_counts[i])) for i in partial]
+    # random numbers in), in one foreach call: every in-scope region for random f,
+    # else only those no compiled kernel covers (partly covered tensors, and every
+    # tensor without compile_kernels); a traced f is evaluated inside the kernel.
+    whole = [key is not None and key[0] != _ADAM and 0 < k == p.numel() for p, k, key in zip(params, perturb_counts, plan)]
+    drawn = [i for i, k in enumerate(perturb_counts)
+             if active and k > 0 and (perturbation.needs_generator or not whole[i])]
+    values = _f_values(perturbation, [_leading(params[i], perturb_counts[i]) for i in drawn], generator) if drawn else []
+    f_values: dict[int, Tensor] = dict(zip(drawn, values))
+    partial = [i for i in drawn if not whole[i]]
+    partial_q = [f_values[i] for i in partial]
+    if partial_q:
+        torch._foreach_mul_(partial_q, [_leading(grads[i], perturb_counts[i]) for i in partial])
 
     rest = [i for i, key in enumerate(plan) if key is None]
     _torch_fused_adam(

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
 from superpos_cli.optim.functional import (
     fused_kernel_plan,
@@ -53,6 +54,8 @@ __all__ = ["SuperpositionalAdam", "SCOPES"]
 # Below this many coordinates behind compiled kernels, the default path is foreach:
 # a one-off compile (seconds) would cost more than it ever saves on a small model.
 _COMPILE_PAYS_NUMEL = 1 << 20
+# Devices where torch has _fused_adam_ (torch.optim.Adam(fused=True) accepts them).
+_FUSED_DEVICES = frozenset(_get_fused_kernels_supported_devices())
 
 _GENERATOR_KEY = "perturb_generator_state"
 
@@ -122,7 +125,10 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             ``compile_seconds()``); ``foreach=True``: ``torch._foreach_*`` ops;
             ``foreach=False``: the single-tensor reference loop. Both None: fused,
             unless that would compile kernels for fewer than 2**20 coordinates,
-            where the one-off compile outweighs its gain; then foreach.
+            where the one-off compile outweighs its gain; then torch's fused Adam
+            for every tensor plus one foreach pass for Q (no compile), or foreach
+            with ``eps_inside_sqrt``, under ``torch.compile`` or on a device without
+            torch's fused Adam.
 
     ``torch.compile(optimizer.step)`` works as for ``torch.optim.Adam`` (the fused
     path then runs eagerly, as torch's does; :mod:`superpos_cli.optim.functional`
@@ -282,18 +288,27 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             steps.append(state["step"])
         return bool(params)
 
-    def _paths(self, group: dict, params: list[Tensor], counts: list[int]) -> tuple[bool, bool]:
-        """(foreach, fused) for this group, resolving the None defaults (class doc)."""
+    def _paths(self, group: dict, params: list[Tensor], counts: list[int]) -> tuple[bool, bool, bool]:
+        """(foreach, fused, compile_kernels) for this group, resolving the None
+        defaults (class doc)."""
         foreach, fused = group["foreach"], group["fused"]
         if fused is None and foreach is None:
+            if not all(torch.is_floating_point(p) for p in params):
+                return True, False, True
             compiled = self._compiled_numel(group, params, counts)
-            fused = all(torch.is_floating_point(p) for p in params) and (
-                compiled == 0 or compiled >= _COMPILE_PAYS_NUMEL
-            )
-            return not fused, fused
+            if compiled == 0 or compiled >= _COMPILE_PAYS_NUMEL:
+                return False, True, True
+            # A small model: torch's fused Adam for every tensor and Q in one foreach
+            # pass, where torch has the fused kernel and no eps sits inside the sqrt.
+            # Under torch.compile(step), foreach as before: dynamo traces it into one
+            # graph, where the fused path would run eagerly (as torch's fused Adam).
+            if (not group["eps_inside_sqrt"] and not torch.compiler.is_compiling()
+                    and all(p.device.type in _FUSED_DEVICES for p in params)):
+                return False, True, False
+            return True, False, True
         if fused:
-            return False, True
-        return foreach is not False, False
+            return False, True, True
+        return foreach is not False, False, True
 
     def _compiled_numel(self, group: dict, params: list[Tensor], counts: list[int]) -> int:
         plan = fused_kernel_plan(
@@ -312,7 +327,8 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         keys = []
         for group, counts in zip(self.param_groups, self.perturb_counts()):
             params = list(group["params"])
-            if not self._paths(group, params, counts)[1]:
+            _, fused, compile_kernels = self._paths(group, params, counts)
+            if not fused:
                 continue
             keys += fused_kernel_plan(
                 params,
@@ -320,6 +336,7 @@ class SuperpositionalAdam(torch.optim.Optimizer):
                 perturbation=get_perturbation(group["perturb"]),
                 perturb_scale=group["perturb_scale"],
                 eps_inside_sqrt=group["eps_inside_sqrt"],
+                compile_kernels=compile_kernels,
             )
         return kernel_compile_seconds([key for key in keys if key is not None])
 
@@ -414,11 +431,12 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         return loss
 
     def _kernel_kwargs(self, group: dict, params: list[Tensor], counts: list[int]) -> dict[str, Any]:
-        foreach, fused = self._paths(group, params, counts)
+        foreach, fused, compile_kernels = self._paths(group, params, counts)
         beta1, beta2 = group["betas"]
         return dict(
             foreach=foreach,
             fused=fused,
+            compile_kernels=compile_kernels,
             lr=group["lr"],
             beta1=beta1,
             beta2=beta2,

@@ -7,6 +7,7 @@ checked before any work); this module only builds what an already checked arm na
 from __future__ import annotations
 
 import torch
+from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
 from superpos_cli.spec.arms import PLUGIN_GROUP, PRESETS, ArmSpec, load_import_path_arm
 from superpos_cli.spec.registry import load_plugin
@@ -24,7 +25,7 @@ def build_optimizer(arm: ArmSpec, model: torch.nn.Module, seed: int = 0) -> torc
     if arm.preset in ("adam", "adamw"):
         cls = torch.optim.Adam if arm.preset == "adam" else torch.optim.AdamW
         return cls(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"],
-                   weight_decay=o["weight_decay"], fused=o["fused"])
+                   weight_decay=o["weight_decay"], fused=_torch_fused(o["fused"], params))
     if arm.preset == "momentum":
         return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     from superpos_cli.optim.optimizer import SuperpositionalAdam
@@ -35,3 +36,15 @@ def build_optimizer(arm: ArmSpec, model: torch.nn.Module, seed: int = 0) -> torc
         eps_inside_sqrt=o["eps_inside"], perturb_unscaled=o["unscaled"], decoupled_weight_decay=not o["l2"],
         seed=seed, fused=o["fused"],
     )
+
+
+def _torch_fused(fused: bool | None, params: list[torch.Tensor]) -> bool | None:
+    """``fused`` for torch's Adam / AdamW: unset, torch's fused kernel wherever torch
+    has one for these parameters (CPU, CUDA), the fastest of torch's own paths and
+    the one SuperpositionalAdam's default builds on, so that a compare's cost column
+    measures the sine term and not two implementations; elsewhere torch's default
+    (foreach on CUDA, a per-tensor loop on CPU), which ``fused=false`` also picks."""
+    if fused is not None:
+        return fused
+    devices = _get_fused_kernels_supported_devices()
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params) or None

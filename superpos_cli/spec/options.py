@@ -141,7 +141,7 @@ OPTIONS: dict[str, Option] = _opts(
     Option("l2", bool, "Coupled L2 instead of decoupled weight decay.", "optimizer", default=False, paper="§1",
            axis=True),
     Option("fused", bool, "Fused single-pass step (adam, adamw, sgd).", "optimizer",
-           default_text="the optimizer's choice"),
+           default_text="torch's fused Adam where torch has it (CPU, CUDA)"),
     Option("momentum", float, "Momentum of the classic SGD preset `momentum`.", "optimizer", low=0, default=0.9,
            axis=True),
     # ------------------------------------------------------------------ training protocol
