@@ -39,7 +39,7 @@ def test_warmup_linear_schedule_shape():
 
 
 @pytest.mark.parametrize("bad", [{"max_epochs": 0}, {"target": 1.0}, {"target": 0.0}, {"grad_clip": -1.0},
-                                 {"schedule": "cosine"}, {"evals_per_epoch": 0}])
+                                 {"schedule": "cosine"}, {"evals_per_epoch": 0}, {"evals_after_target": 0}])
 def test_train_config_rejects_bad_values(bad):
     with pytest.raises(BadInput):
         TrainConfig(**bad)
@@ -47,7 +47,7 @@ def test_train_config_rejects_bad_values(bad):
 
 def _run(seed=0, **cfg):
     task = build_task("textcls", seed, TINY)
-    config = TrainConfig(max_epochs=2, evals_per_epoch=4, seed=seed, **cfg)
+    config = TrainConfig(**{"max_epochs": 2, "evals_per_epoch": 4, "seed": seed, **cfg})
     return train(task, lambda m: torch.optim.Adam(m.parameters(), lr=1e-2), config)
 
 
@@ -78,3 +78,31 @@ def test_run_result_round_trips_through_dict():
     result = _run()
     again = RunResult.from_dict(result.to_dict())
     assert again.to_dict() == result.to_dict()
+
+
+@pytest.mark.parametrize("after", [1, 2])
+def test_evaluations_thin_out_once_the_target_is_reached(after):
+    """Dense until the first evaluation at or above the target, then ``after`` per
+    epoch (its end among them); every trained number and epochs-to-target equal the
+    dense run's."""
+    sparse, dense = (_run(max_epochs=4, target=0.6, evals_after_target=n) for n in (after, 4))
+    reached = next(p.epoch for p in dense.evals if p.metrics["val_accuracy"] >= 0.6)
+    assert reached < 3, "the tiny run should reach 60% early"
+    assert sparse.epochs_to_target == dense.epochs_to_target is not None
+    assert [(e.train_loss, e.metrics) for e in sparse.epochs] == [(e.train_loss, e.metrics) for e in dense.epochs]
+    before = [p.epoch for p in dense.evals if p.epoch <= reached]
+    later = [p.epoch for p in sparse.evals if p.epoch > reached]
+    assert [p.epoch for p in sparse.evals if p.epoch <= reached] == before
+    grid = {e + k / after for e in range(4) for k in range(1, after + 1)}
+    assert later and all(any(abs(x - g) < 1e-9 for g in grid) for x in later)
+    assert {int(e) for e in later if e == int(e)} >= set(range(int(reached) + 1, 5))  # every epoch ends on one
+
+
+def test_seeds_curves_meet_on_one_grid():
+    """Seeds that reached the target at different times carry different epochs; the
+    plots interpolate each onto their union (within the span all cover)."""
+    from superpos_cli.experiments.plots import on_common_grid
+
+    x, y = on_common_grid([[(0, 0.5), (0.5, 0.7), (1, 0.9), (2, 0.95)], [(0, 0.4), (1, 0.8), (1.5, 0.9), (2, 1.0)]])
+    assert x.tolist() == [0, 0.5, 1, 1.5, 2]
+    assert y.ravel().tolist() == pytest.approx([0.5, 0.7, 0.9, 0.925, 0.95, 0.4, 0.6, 0.8, 0.9, 1.0])

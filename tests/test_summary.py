@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from superpos_cli.cli.render import compare_table, epoch_table
-from superpos_cli.engine.loop import EpochRecord, EvalPoint, RunResult
+from superpos_cli.engine.loop import EpochRecord, EvalPoint, RunResult, _window_telemetry
 from superpos_cli.experiments.summary import summarize_arms
 
 
@@ -48,7 +48,10 @@ def _telemetry_run(e2t: float, ratios: list[float | None], share: float | None =
     metrics = {"val_accuracy": 0.92}
     evals = [EvalPoint(0.5 * (i + 1), 5 * (i + 1), 0.3, metrics, r, share if r is not None else None)
              for i, r in enumerate(ratios)]
-    return RunResult(evals, [EpochRecord(1, 0.3, 1.0, metrics)], "val_accuracy", 0.9, e2t, 10)
+    # Two evaluation windows per epoch; each epoch keeps its windows' median, as the loop does.
+    epochs = [EpochRecord(e + 1, 0.3, 1.0, metrics, *_window_telemetry(evals[2 * e: 2 * e + 2]))
+              for e in range((len(evals) + 1) // 2)]
+    return RunResult(evals, epochs, "val_accuracy", 0.9, e2t, 10)
 
 
 def _text(table) -> str:
@@ -63,8 +66,9 @@ def test_telemetry_per_seed_median_per_arm_and_the_power_line():
               _telemetry_run(7.4, [2e-3, 1e-3, 3e-3])]
     ref, arm = summarize_arms(["adam", "sgd"], [{}, {}], [reference, method], max_epochs=12)
     assert ref["perturb_ratio"] == {"median": None, "per_seed": [None, None, None]}  # not SuperpositionalAdam
-    assert arm["perturb_ratio"]["per_seed"] == [2e-4, 5e-4, 2e-3]  # median over each run's windows
-    assert arm["perturb_ratio"]["median"] == 5e-4
+    # Per run: the median over epochs of each epoch's median (epoch 1: two windows, epoch 2: one).
+    assert arm["perturb_ratio"]["per_seed"] == pytest.approx([2e-4, (4.5e-4 + 6e-4) / 2, (1.5e-3 + 3e-3) / 2])
+    assert arm["perturb_ratio"]["median"] == pytest.approx(5.25e-4)
     assert arm["scope_share"]["per_seed"] == [0.05] * 3
     assert ref["power"] is None
     p = arm["power"]

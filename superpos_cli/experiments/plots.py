@@ -40,6 +40,19 @@ def _save(fig, path: Path) -> None:
         raise BadInput(f"--plot {path}: {err}") from None
 
 
+def on_common_grid(curves: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds' curves (epoch, value) on one epoch grid: x (G,), y (seeds, G).
+
+    Runs evaluate densely until they reach the target and sparsely after
+    (``evals_after_target``), so seeds' points differ; each curve is interpolated
+    linearly onto the union of their epochs, within the span every curve covers.
+    """
+    start, end = max(c[0][0] for c in curves), min(c[-1][0] for c in curves)
+    x = np.array(sorted({p[0] for c in curves for p in c if start <= p[0] <= end}))
+    y = np.array([np.interp(x, [p[0] for p in c], [p[1] for p in c]) for c in curves], dtype=float)
+    return x, y
+
+
 def convergence_plot(arms: list[dict[str, Any]], path: Path, ylabel: str, target: float | None = None,
                      title: str = "") -> None:
     """One line per arm (median over seeds) with a band from the seeds' min to max.
@@ -52,9 +65,7 @@ def convergence_plot(arms: list[dict[str, Any]], path: Path, ylabel: str, target
         curves = [c for c in arm["curves"] if c]
         if not curves:
             continue
-        n = min(len(c) for c in curves)
-        x = np.array([p[0] for p in curves[0][:n]])
-        y = np.array([[p[1] for p in c[:n]] for c in curves], dtype=float)  # (seeds, evals)
+        x, y = on_common_grid(curves)  # (G,), (seeds, G)
         line, = ax.plot(x, np.median(y, axis=0), label=arm["name"], ls=LINE_STYLES[k % len(LINE_STYLES)],
                         lw=max(2.2 - 0.3 * k, 1.0))
         ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.12, lw=0)

@@ -377,12 +377,12 @@ class _Figures:
         def draw(path: Path) -> None:
             import numpy as np
 
+            from superpos_cli.experiments.plots import on_common_grid
+
             plt = _pyplot()
             fig, ax = plt.subplots(figsize=(7, 4.2))
             for arm, runs in series.items():
-                n = min(len(r) for r in runs)
-                x = np.array([p[0] for p in runs[0][:n]])
-                y = np.array([[p[1] for p in r[:n]] for r in runs], dtype=float)  # (seeds, evals)
+                x, y = on_common_grid(runs)  # (G,), (seeds, G)
                 ax.plot(x, np.median(y, axis=0), marker=".", label=arm)
             ax.set_yscale("log")
             ax.set_xlabel("epoch")

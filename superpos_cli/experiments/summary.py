@@ -59,9 +59,11 @@ def _mean_ci(per_seed: list[float | None], seed: int) -> dict[str, Any]:
 
 
 def _run_telemetry(run: RunResult) -> tuple[float | None, float | None]:
-    """(median perturb_ratio over the run's evaluation windows, scope_share)."""
-    ratios = [p.perturb_ratio for p in run.evals if p.perturb_ratio is not None]
-    shares = [p.scope_share for p in run.evals if p.scope_share is not None]
+    """(median over epochs of each epoch's median perturb_ratio over its evaluation
+    windows, scope_share). Per epoch first, so that every epoch weighs the same
+    whether it was evaluated densely (before the target) or not (after it)."""
+    ratios = [e.perturb_ratio for e in run.epochs if e.perturb_ratio is not None]
+    shares = [e.scope_share for e in run.epochs if e.scope_share is not None]
     return (statistics.median(ratios) if ratios else None, shares[-1] if shares else None)
 
 

@@ -149,6 +149,8 @@ OPTIONS: dict[str, Option] = _opts(
            low_open=True, high_open=True, default=0.9),
     Option("max_epochs", int, "Epochs per run.", "train", low=1, default_text="12 textcls, 1 gsm8k"),
     Option("evals_per_epoch", int, "Validation evaluations per epoch.", "train", low=1, default=10),
+    Option("evals_after_target", int, "Evaluations per epoch once the target is reached (the epoch's end "
+           "among them); as many as evals-per-epoch keeps the curves dense.", "train", low=1, default=1),
     Option("grad_clip", float, "Clip the gradient norm to this value.", "train", low=0, low_open=True,
            default_text="none textcls, 1.0 gsm8k", axis=True),
     Option("schedule", str, "Learning-rate schedule.", "train", choices=r.SCHEDULES,
