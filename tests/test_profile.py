@@ -83,3 +83,15 @@ def test_interleaving_alternates_order():
     calls = []
     interleaved_runs({k: (lambda k=k: calls.append(k)) for k in "ABC"}, repeats=2, warmup=0)
     assert calls == list("ABCCBA")
+
+
+def test_ratios_are_paired_by_round():
+    """A candidate twice as slow as its reference in most rounds is 2x, however the
+    machine drifts between rounds (for the second, the ratio of the medians says 0.75x)."""
+    from superpos_cli.experiments.timing import paired_ratio
+
+    reference = [1.0, 1.0, 4.0, 4.0, 4.0]
+    assert paired_ratio([2 * r for r in reference], reference) == 2.0
+    assert paired_ratio([2.0, 2.0, 8.0, 3.0, 3.0], reference) == 2.0
+    with pytest.raises(ValueError):
+        paired_ratio([1.0], [1.0, 2.0])

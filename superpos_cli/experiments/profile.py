@@ -15,8 +15,9 @@ the ratio to that part's reference, timed in the same process):
 * ``optimizer``: one step on 16.8M parameters per variant, ``ratio_vs_fused_adam``
   and kernel compile time (:mod:`.profile_optimizer`).
 * ``epoch`` (here): per-epoch training time on textcls of adam+classical,
-  adam+quantum, sgd+classical, sgd+quantum; ``overhead`` = median / the median of
-  adam+classical - 1 and ``break_even_speedup`` = 1 + overhead.
+  adam+quantum, sgd+classical, sgd+quantum; ``overhead`` = the median over rounds
+  of the epoch / adam+classical's epoch in the same round, - 1, and
+  ``break_even_speedup`` = 1 + overhead.
 * ``lm`` (only when asked): training tokens/s of the built-in GSM8K GPT, adam vs
   sgd; ``ratio_vs_adam`` is sgd's tokens/s over adam's.
 
@@ -43,7 +44,7 @@ import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import machine_info, versions
-from superpos_cli.experiments.timing import interleaved_runs, summary, synchronize
+from superpos_cli.experiments.timing import interleaved_runs, paired_ratio, summary, synchronize
 
 PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch", "lm")
 DEFAULT_PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch")
@@ -234,10 +235,10 @@ def profile_epoch(repeats: int = 5, steps: int | None = None, seed: int = 0,
                   device: str = "cpu") -> list[dict[str, Any]]:
     """One row per (optimizer, attention) config of :data:`EPOCH_CONFIGS`."""
     times, n = epoch_times(EPOCH_CONFIGS, repeats, steps, seed, task_options={"device": device})
-    reference = statistics.median(next(iter(times.values())))
+    reference = next(iter(times.values()))
     rows = []
     for (arm, attention), (name, samples) in zip(EPOCH_CONFIGS, times.items()):
-        overhead = statistics.median(samples) / reference - 1
+        overhead = paired_ratio(samples, reference) - 1
         rows.append({"part": "epoch", "name": name, "optimizer": arm, "attention": attention, "steps": n,
                      "device": device,
                      **summary(samples), "overhead": overhead, "break_even_speedup": 1 + overhead})
@@ -263,16 +264,15 @@ def profile_lm(repeats: int = 5, steps: int = 8, seed: int = 0, limit: int = 64,
     the same count ``compare`` reports as tokens/s).
 
     ``median``/``min``/``max`` are tokens/s (higher is better); ``ratio_vs_adam`` is
-    the arm's median tokens/s over adam's.
+    the median over rounds of the arm's tokens/s over adam's in the same round.
     """
     if not lm_available():
         raise BadInput("part 'lm' needs superpos_cli.tasks.gsm8k, which this install lacks")
     runners = {arm: TrainingSteps("gsm8k", arm, {"limit": limit, "device": device}, seed) for arm in ("adam", "sgd")}
     results = interleaved_runs({arm: (lambda r=r: r.run(steps)) for arm, r in runners.items()}, repeats)
     rates = {arm: [tokens / seconds for seconds, tokens in runs] for arm, runs in results.items()}
-    reference = statistics.median(rates["adam"])
     return [{"part": "lm", "name": f"gpt {arm}", "optimizer": arm, "steps": steps, "unit": "tokens/s", "device": device,
-             **summary(r), "tokens_per_s": statistics.median(r), "ratio_vs_adam": statistics.median(r) / reference}
+             **summary(r), "tokens_per_s": statistics.median(r), "ratio_vs_adam": paired_ratio(r, rates["adam"])}
             for arm, r in rates.items()]
 
 

@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from superpos_cli.experiments.timing import interleaved, summary
+from superpos_cli.experiments.timing import interleaved, paired_ratio, summary
 from superpos_cli.models.attention import QuantumAttention
 from superpos_cli.quantum import CircuitSpec, get_backend
 from superpos_cli.quantum.noise_spec import device_names
@@ -102,7 +102,7 @@ def profile_preparation(qubits: Sequence[int] = range(2, 9), depth: int = 2, rep
                         noise: str = NOISE) -> list[dict]:
     """Seconds to prepare the coefficients and backpropagate through them, per qubit
     count, noiseless and noisy (prob readout), interleaved by round; ``ratio_vs_noiseless``
-    is the median's ratio to the noiseless one's at the same size."""
+    is per round to the noiseless one at the same size (median over rounds)."""
     backend = get_backend("fourier")
     rows = []
     with _eager_fourier():
@@ -121,8 +121,7 @@ def profile_preparation(qubits: Sequence[int] = range(2, 9), depth: int = 2, rep
                 return run
 
             samples = interleaved({name: call(spec) for name, spec in specs.items()}, repeats, warmup=1)
-            reference = statistics.median(samples["noiseless"])
             for name, times in samples.items():
                 rows.append({"part": "preparation", "name": f"prepare {name}", "n_qubits": n, "depth": depth,
-                             **summary(times), "ratio_vs_noiseless": statistics.median(times) / reference})
+                             **summary(times), "ratio_vs_noiseless": paired_ratio(times, samples["noiseless"])})
     return rows

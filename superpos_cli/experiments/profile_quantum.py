@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from superpos_cli.experiments.machine import rss_mb
-from superpos_cli.experiments.timing import interleaved, summary, timed
+from superpos_cli.experiments.timing import interleaved, paired_ratio, summary, timed
 from superpos_cli.models.attention import QuantumAttention
 from superpos_cli.quantum import CircuitSpec, evaluate
 
@@ -77,8 +77,8 @@ def profile_attention(
 ) -> list[dict]:
     """Forward + backward of QuantumAttention per shape (B, H, T, d_k): classical (Phi
     off) and each quantum backend, the same weights and inputs. Each backend's ratio
-    is to the classical samples interleaved with it; the classical row shows the
-    first pairing."""
+    is per round to the classical samples interleaved with it (median over rounds);
+    the classical row shows the first pairing."""
     spec = CircuitSpec(n_qubits=n_qubits, depth=depth)
     rows = []
     for B, H, T, d_k in shapes:
@@ -105,10 +105,9 @@ def profile_attention(
             pair = interleaved({"classical": calls["classical"], backend: calls[backend]}, repeats, warmup=0,
                                device=device)
             samples.setdefault("classical", pair["classical"])
-            samples[backend], references[backend] = pair[backend], summary(pair["classical"])["median"]
-        references["classical"] = summary(samples["classical"])["median"]
+            samples[backend], references[backend] = pair[backend], pair["classical"]
+        references["classical"] = samples["classical"]
         for name, times in samples.items():
-            classical = references[name]
             stats = summary(times)
             rows.append({
                 "part": "attention",
@@ -117,7 +116,7 @@ def profile_attention(
                 "device": device,
                 "shape": {"B": B, "H": H, "T": T, "d_k": d_k},
                 **stats,
-                "ratio_vs_classical": stats["median"] / classical,
+                "ratio_vs_classical": paired_ratio(times, references[name]),
                 "warmup_s": warmup[name],
                 "peak_memory_mb": rss_mb(),
             })

@@ -2,7 +2,8 @@
 
 Every candidate runs once per round and the order alternates (A B C, C B A, ...):
 drift on a shared machine hits all candidates alike, and alternating cancels a
-linear drift within a round too. Summaries are min/median/max with the samples.
+linear drift within a round too. Summaries are min/median/max with the samples;
+ratios are per round (:func:`paired_ratio`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: i
                 device: Any = None) -> dict[str, list[float]]:
     """Seconds per call of each function over ``repeats`` interleaved rounds."""
     return interleaved_runs({name: timed(fn, device) for name, fn in fns.items()}, repeats, warmup)
+
+
+def paired_ratio(samples: Sequence[float], reference: Sequence[float]) -> float:
+    """The median over rounds of sample / reference in the same round: what a ratio
+    of two interleaved candidates means here (bench's ratios are per round too).
+    Pairing cancels the drift between rounds, which a ratio of the two medians
+    keeps: on this 2-core VM one arm's epoch spreads 30-60% within a run."""
+    return statistics.median(s / r for s, r in zip(samples, reference, strict=True))
 
 
 def summary(samples: Sequence[float]) -> dict[str, Any]:
