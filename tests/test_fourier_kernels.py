@@ -74,6 +74,8 @@ def test_eager_fallback_kernels_equal_the_compiled_formulas(degree):
     y, c, s = fourier._eager_power_forward(x, coef, 0.5, 0.25)
     ref_y, ref_c, ref_s = fourier._power_forward_kernel(x, coef, 0.5, 0.25)
     assert torch.allclose(y, ref_y, rtol=0, atol=1e-12) and torch.equal(c, ref_c) and torch.equal(s, ref_s)
+    assert torch.allclose(fourier._eager_power_value(x, coef, 0.5, 0.0), fourier._power_value_kernel(x, coef, 0.5, 0.0),
+                          rtol=0, atol=1e-12)
     grad_x, moments = fourier._eager_power_backward(c, s, grad, coef, 0.5, 0.25)
     ref_grad_x, ref_moments = fourier._power_backward_kernel(c, s, grad, coef, 0.5, 0.25)
     assert torch.allclose(grad_x, ref_grad_x, rtol=0, atol=1e-12)

@@ -279,7 +279,7 @@ def test_every_kernel_takes_the_direct_path(name, monkeypatch):
     x, grad = torch.randn(n, generator=gen) * 5, torch.randn(n, generator=gen)
     coef = torch.randn(2, 5, generator=gen)
     args = {"forward": (x, coef), "backward": (x, grad, coef), "power_forward": (x, coef),
-            "power_backward": (x.cos(), x.sin(), grad, coef)}[name] + (0.5, 0.25)
+            "power_value": (x, coef), "power_backward": (x.cos(), x.sin(), grad, coef)}[name] + (0.5, 0.25)
     first = fourier_mod._run(name, *args)
     again = fourier_mod._run(name, *args)
     (entry,) = fourier_mod._direct.values()
@@ -329,3 +329,20 @@ def test_sincos_float32_accuracy():
     assert (fourier_mod._sincos(far)[1].double() - torch.sin(far.double())).abs().max() < 1e-5
     cos64, sin64 = fourier_mod._sincos(exact)
     assert torch.equal(cos64, torch.cos(exact)) and torch.equal(sin64, torch.sin(exact))
+
+
+@pytest.mark.parametrize("above", [0, 1 << 40])
+def test_evaluations_of_any_size_give_the_training_kernels_values(above, monkeypatch):
+    """No-grad evaluations take the value-only kernel above VALUE_KERNEL_ABOVE scores
+    and the training kernel below it: the same float operations, so the same bits."""
+    gen = torch.Generator().manual_seed(4)
+    theta, phi = torch.rand(2, 4, generator=gen) * 3, torch.rand(2, 4, generator=gen) * 3
+    x = torch.randn(5000, generator=gen) * 4
+    circuit = get_backend("fourier").prepare(CircuitSpec(n_qubits=4, depth=2), theta, phi)
+    with torch.no_grad():
+        expected = circuit.evaluate(x, 0.25)
+        monkeypatch.setattr(fourier, "VALUE_KERNEL_ABOVE", above)
+        assert torch.equal(circuit.evaluate(x, 0.25), expected)
+    grad_theta = theta.clone().requires_grad_()
+    trained = get_backend("fourier").prepare(CircuitSpec(n_qubits=4, depth=2), grad_theta, phi).evaluate(x, 0.25)
+    assert torch.equal(trained.detach(), expected)

@@ -202,6 +202,14 @@ def _power_forward_kernel(x: torch.Tensor, coef: torch.Tensor, omega: float, alp
     return alpha * x + (_horner(c, a) + s * _horner(c, b[:-1])), c, s
 
 
+def _power_value_kernel(x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float) -> torch.Tensor:
+    """The value of :func:`_power_forward_kernel` alone (same float operations), for
+    evaluations without grad: one output, a third of the forward's memory writes."""
+    c, s = _sincos(x * omega)
+    a, b = list(coef[0].unbind()), list(coef[1].unbind())
+    return alpha * x + (_horner(c, a) + s * _horner(c, b[:-1]))
+
+
 def _power_backward_kernel(c, s, grad, coef, omega: float, alpha: float):
     """(grad * dy/dx, moments (2, F+1) = sum_b grad_b (c^j, s c^j)), coef = rows d, e;
     c, s = cos w, sin w from :func:`_power_forward_kernel`."""
@@ -238,6 +246,10 @@ def _eager_power_forward(x: torch.Tensor, coef: torch.Tensor, omega: float, alph
     return (y.add_(x, alpha=alpha) if alpha else y), c, s
 
 
+def _eager_power_value(x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float) -> torch.Tensor:
+    return _eager_power_forward(x, coef, omega, alpha)[0]
+
+
 def _eager_power_backward(c, s, grad, coef, omega: float, alpha: float):
     """:func:`_power_backward_kernel` for eager torch: the moments as one (F+1, N)
     stack of grad c^j and two reductions."""
@@ -257,10 +269,10 @@ def _eager_power_backward(c, s, grad, coef, omega: float, alpha: float):
 # 3.3 CPU-s per trial, against the compiled kernels' one-time 4-5 s per process on a
 # warm inductor cache (~12 s cold): compiling pays from the second trial of a process.
 _EAGER_KERNELS = {"forward": _forward_kernel, "backward": _backward_kernel,
-                  "power_forward": _eager_power_forward,
+                  "power_forward": _eager_power_forward, "power_value": _eager_power_value,
                   "power_backward": _eager_power_backward}
 _KERNELS = {"forward": _forward_kernel, "backward": _backward_kernel,
-            "power_forward": _power_forward_kernel,
+            "power_forward": _power_forward_kernel, "power_value": _power_value_kernel,
             "power_backward": _power_backward_kernel}
 _compiled: dict[str, object] = {}
 COMPILE = True
@@ -303,9 +315,9 @@ def _run(name: str, *args):
 # checks the direct result against dynamo's bit for bit; anything unexpected (several
 # graphs, an unknown input) keeps that key on the ordinary dynamo path.
 _ARG_NAMES = {"forward": ("x", "coef", "omega", "alpha"), "backward": ("x", "grad", "coef", "omega", "alpha"),
-              "power_forward": ("x", "coef", "omega", "alpha"),
+              "power_forward": ("x", "coef", "omega", "alpha"), "power_value": ("x", "coef", "omega", "alpha"),
               "power_backward": ("c", "s", "grad", "coef", "omega", "alpha")}
-_N_OUTPUTS = {"forward": 1, "backward": 2, "power_forward": 3, "power_backward": 2}
+_N_OUTPUTS = {"forward": 1, "backward": 2, "power_forward": 3, "power_value": 1, "power_backward": 2}
 _direct: dict[tuple, object] = {}
 
 
@@ -400,6 +412,17 @@ def _builders(gm):
     return out
 
 
+# No-grad evaluations of up to this many scores run the training kernel and drop its
+# c and s: in cache those writes cost nothing measurable (textcls evaluations, at most
+# ~2**18 scores a call, took as long), and the value-only kernel costs a compile of its
+# own, about 14 s per process on a cold inductor cache (its sincos re-expanded into
+# every Horner term makes inductor's codegen slow, not the C++), which the main job
+# then never pays. Above it the two extra outputs leave the cache: bench's 4.2M-score
+# pass ran 1.11-1.19x a cos pass with them (0.94-1.05 without), once 6.5x (fresh 33 MB
+# allocations every call), so large evaluations take the value-only kernel.
+VALUE_KERNEL_ABOVE = 1 << 18
+
+
 class TrigPolynomial(torch.autograd.Function):
     """y = alpha x + sum_k coef[0, k] cos(k omega x) + coef[1, k] sin(k omega x).
 
@@ -425,11 +448,9 @@ class TrigPolynomial(torch.autograd.Function):
         ctx.slope_table = tables[2:]  # rows d, e
         ctx.power = _power_maps(degree, coef.dtype, coef.device)[1]
         if not any(ctx.needs_input_grad[:2]):  # no grad asked for (an evaluation): nothing to save
-            # The training kernel, c and s discarded: a value-only kernel took as long
-            # per evaluation (within this machine's noise) but cost a compile of its own,
-            # about 14 s per process on a cold inductor cache (its sincos re-expanded
-            # into every Horner term makes inductor's codegen slow, not the C++).
-            return _run("power_forward", flat, tables[:2], omega, alpha)[0].view(x.shape)
+            if flat.numel() <= VALUE_KERNEL_ABOVE:
+                return _run("power_forward", flat, tables[:2], omega, alpha)[0].view(x.shape)
+            return _run("power_value", flat, tables[:2], omega, alpha).view(x.shape)
         y, c, s = _run("power_forward", flat, tables[:2], omega, alpha)
         ctx.save_for_backward(c, s)  # cos w, sin w (N,) each
         return y.view(x.shape)
