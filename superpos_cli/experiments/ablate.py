@@ -168,6 +168,7 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
         "target": spec.train.target,
         "max_epochs": spec.train.max_epochs,
         "evals_per_epoch": spec.train.evals_per_epoch,
+        "evals_after_target": spec.train.evals_after_target,
         "seeds": list(spec.seeds),
         "alpha": ALPHA,
         "best": best,
