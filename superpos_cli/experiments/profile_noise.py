@@ -17,7 +17,6 @@ degree (one per qubit count) costs ~20 s each on a cold cache, for microseconds 
 from __future__ import annotations
 
 import contextlib
-import statistics
 from typing import Iterator, Sequence
 
 import torch
@@ -82,7 +81,7 @@ def profile_noisy_attention(shape: tuple[int, int, int, int] = (32, 4, 64, 16), 
         ratios = [t / r for t, r in zip(times, samples[REFERENCE])]
         rows.append({"part": "noise", "name": f"attention {name}", "n_qubits": n_qubits, "depth": depth,
                      "shape": {"B": B, "H": H, "T": T, "d_k": d_k}, **summary([t / inner for t in times]),
-                     "ratio_vs_noiseless_prob": statistics.median(ratios),
+                     "ratio_vs_noiseless_prob": paired_ratio(times, samples[REFERENCE]),
                      "ratio_samples": {"min": min(ratios), "max": max(ratios), "samples": ratios}})
     return rows
 

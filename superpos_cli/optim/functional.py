@@ -60,6 +60,7 @@ from typing import Callable, Optional
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
 from superpos_cli.optim.perturbations import Perturbation
 
@@ -69,6 +70,7 @@ __all__ = [
     "fused_kernel_plan",
     "kernel_compile_seconds",
     "superpositional_adam",
+    "torch_fused_adam_supports",
 ]
 
 
@@ -554,6 +556,13 @@ def _hyperparameters(
         c,
     ]
     return torch.tensor(values, dtype=torch.float64, device=device)
+
+
+def torch_fused_adam_supports(params: list[Tensor]) -> bool:
+    """Whether torch's fused Adam kernel (``torch.optim.Adam(fused=True)``) takes these
+    tensors: floating point, on a device torch has the kernel for (CPU, CUDA, ...)."""
+    devices = _get_fused_kernels_supported_devices()
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
 
 
 def _torch_fused_adam(

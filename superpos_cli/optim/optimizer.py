@@ -35,13 +35,13 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
 from superpos_cli.optim.functional import (
     fused_kernel_plan,
     kernel_compile_seconds,
     perturbs,
     superpositional_adam,
+    torch_fused_adam_supports,
 )
 from superpos_cli.errors import BadInput
 from superpos_cli.optim.perturbations import get_perturbation
@@ -54,8 +54,6 @@ __all__ = ["SuperpositionalAdam", "SCOPES"]
 # Below this many coordinates behind compiled kernels, the default path is foreach:
 # a one-off compile (seconds) would cost more than it ever saves on a small model.
 _COMPILE_PAYS_NUMEL = 1 << 20
-# Devices where torch has _fused_adam_ (torch.optim.Adam(fused=True) accepts them).
-_FUSED_DEVICES = frozenset(_get_fused_kernels_supported_devices())
 
 _GENERATOR_KEY = "perturb_generator_state"
 
@@ -302,8 +300,7 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             # pass, where torch has the fused kernel and no eps sits inside the sqrt.
             # Under torch.compile(step), foreach as before: dynamo traces it into one
             # graph, where the fused path would run eagerly (as torch's fused Adam).
-            if (not group["eps_inside_sqrt"] and not torch.compiler.is_compiling()
-                    and all(p.device.type in _FUSED_DEVICES for p in params)):
+            if not group["eps_inside_sqrt"] and not torch.compiler.is_compiling() and torch_fused_adam_supports(params):
                 return False, True, False
             return True, False, True
         if fused:

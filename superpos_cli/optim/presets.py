@@ -7,8 +7,8 @@ checked before any work); this module only builds what an already checked arm na
 from __future__ import annotations
 
 import torch
-from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
+from superpos_cli.optim.functional import torch_fused_adam_supports
 from superpos_cli.spec.arms import PLUGIN_GROUP, PRESETS, ArmSpec, load_import_path_arm
 from superpos_cli.spec.registry import load_plugin
 
@@ -46,5 +46,4 @@ def _torch_fused(fused: bool | None, params: list[torch.Tensor]) -> bool | None:
     (foreach on CUDA, a per-tensor loop on CPU), which ``fused=false`` also picks."""
     if fused is not None:
         return fused
-    devices = _get_fused_kernels_supported_devices()
-    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params) or None
+    return True if torch_fused_adam_supports(params) else None
