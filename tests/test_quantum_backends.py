@@ -263,30 +263,66 @@ def test_compiled_direct_calls_match_eager_across_sizes(monkeypatch):
         ref_gx, ref_moments = fourier_mod._backward_kernel(x, grad, coef, 0.5, 0.25)
         torch.testing.assert_close(gx, ref_gx, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(moments, ref_moments, rtol=1e-4, atol=1e-3)
-    assert any(entry for entry in fourier_mod._direct.values()), "the direct path was not taken"
+    assert any(entry for entry in fourier_mod._DIRECT.entries.values()), "the direct path was not taken"
 
 
-@pytest.mark.parametrize("name", sorted(fourier._KERNELS))
-def test_every_kernel_takes_the_direct_path(name, monkeypatch):
-    """Each kernel, single-output ones included, is called straight after its first
-    call (dynamo's per-call guards cost ~250 us, as much as a textcls kernel)."""
-    from superpos_cli.quantum.backends import fourier as fourier_mod
-
-    monkeypatch.setattr(fourier_mod, "COMPILE", True)
-    monkeypatch.setattr(fourier_mod, "_direct", {})
-    gen = torch.Generator().manual_seed(1)
-    n = 3000
+def _fourier_args(name, n, gen):
     x, grad = torch.randn(n, generator=gen) * 5, torch.randn(n, generator=gen)
     coef = torch.randn(2, 5, generator=gen)
-    args = {"forward": (x, coef), "backward": (x, grad, coef), "power_forward": (x, coef),
+    return {"forward": (x, coef), "backward": (x, grad, coef), "power_forward": (x, coef),
             "power_value": (x, coef), "power_backward": (x.cos(), x.sin(), grad, coef)}[name] + (0.5, 0.25)
-    first = fourier_mod._run(name, *args)
-    again = fourier_mod._run(name, *args)
-    (entry,) = fourier_mod._direct.values()
-    assert entry, f"{name}: the direct path was refused"
-    for a, b in zip(first if isinstance(first, tuple) else (first,), again if isinstance(again, tuple) else (again,)):
-        assert torch.equal(a, b)
-    assert isinstance(again, tuple) == (fourier_mod._N_OUTPUTS[name] > 1)
+
+
+def _shots_args(name, n, gen):
+    from superpos_cli.quantum.backends import shots
+
+    # readouts spread over [0, 1], so both regimes and NaN marks occur; x folds alpha x in
+    x = torch.randn(n, generator=gen)
+    v = torch.rand(n, generator=gen) ** 3 + 0.25 * x
+    z, u = torch.randn(n, generator=gen), torch.rand(n, generator=gen)
+    scalars = (torch.tensor(0.25), torch.tensor(1024.0))
+    if name == "estimate":
+        return (v, x, z) + scalars
+    if name == "inversion_start":
+        return (v, x, u) + scalars
+    _, *state = shots._inversion_start(v, x, u, *scalars)
+    return (*state, u, v, x) + scalars
+
+
+def _direct_users():
+    from superpos_cli.quantum.backends import shots
+
+    return {"fourier": (fourier, _fourier_args), "shots": (shots, _shots_args)}
+
+
+@pytest.mark.parametrize("user, name", [(user, name) for user, (module, _) in _direct_users().items()
+                                        for name in sorted(module._KERNELS)])
+def test_every_kernel_takes_the_direct_path(user, name, monkeypatch):
+    """Each compiled kernel of the fourier backend and of the shot sampler is called
+    straight after its first call (dynamo's per-call guards cost ~150-250 us, as much as
+    a textcls kernel), with dynamo's results (NaN marks included) at a new size too, and
+    with the eager kernel's to float rounding."""
+    module, make_args = _direct_users()[user]
+    monkeypatch.setattr(module, "COMPILE", True)
+    monkeypatch.setattr(module._DIRECT, "entries", {})
+    gen = torch.Generator().manual_seed(1)
+    args = make_args(name, 3000, gen)
+    first = module._run(name, *args)
+    (entry,) = module._DIRECT.entries.values()
+    assert entry, f"{user} {name}: the direct path was refused"
+    for n in (3000, 777):
+        args = make_args(name, n, torch.Generator().manual_seed(n))
+        direct = module._DIRECT.call(name, args)
+        dynamo = torch.compile(module._KERNELS[name], dynamic=True)(*args)
+        eager = module._KERNELS[name](*args)
+        assert isinstance(direct, tuple) == (module._DIRECT.n_outputs[name] > 1) == isinstance(first, tuple)
+        direct, dynamo, eager = ((out if isinstance(out, tuple) else (out,)) for out in (direct, dynamo, eager))
+        for a, b, c in zip(direct, dynamo, eager):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+            if user == "fourier" or a.dtype == torch.bool:  # the sampler's counts may round to a neighbour
+                torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-3, equal_nan=True)
+            else:
+                assert (a - c).abs().nan_to_num().le(2 / 1024 + 1e-6).float().mean() > 0.999
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])

@@ -22,13 +22,13 @@ analytic derivative in x and the coefficient gradient sum_b g_b e^{ikw_b}.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from functools import lru_cache
 
 import torch
 
 from superpos_cli.quantum.backends import coefficients
+from superpos_cli.quantum.backends.direct import DirectKernels
 from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype, with_shots
 from superpos_cli.quantum.circuit import CircuitSpec
 
@@ -296,7 +296,7 @@ def _run(name: str, *args):
         return _EAGER_KERNELS[name](*args)
     try:
         if COMPILE:
-            direct = _direct_call(name, args)
+            direct = _DIRECT.call(name, args)
             if direct is not None:
                 return direct
         return _kernel(name)(*args)
@@ -308,108 +308,15 @@ def _run(name: str, *args):
         return _EAGER_KERNELS[name](*args)
 
 
-# Direct calls: at the paper's sizes (a few 10k scores) dynamo's per-call work (frame
-# evaluation, guards) costs as much as the kernel itself. Each (kernel, dtype, device,
-# rank, coefficient shape) gets its own torch.compile whose backend captures the one
-# graph inductor built; later calls hand the arguments straight to it. The first call
-# checks the direct result against dynamo's bit for bit; anything unexpected (several
-# graphs, an unknown input) keeps that key on the ordinary dynamo path.
-_ARG_NAMES = {"forward": ("x", "coef", "omega", "alpha"), "backward": ("x", "grad", "coef", "omega", "alpha"),
-              "power_forward": ("x", "coef", "omega", "alpha"), "power_value": ("x", "coef", "omega", "alpha"),
-              "power_backward": ("c", "s", "grad", "coef", "omega", "alpha")}
-_N_OUTPUTS = {"forward": 1, "backward": 2, "power_forward": 3, "power_value": 1, "power_backward": 2}
-_direct: dict[tuple, object] = {}
-
-
-def _direct_key(name: str, args) -> tuple | None:
-    *tensors, coef, omega, alpha = args
-    x = tensors[0]
-    if x.dim() != 1 or x.numel() < 2 or type(omega) is not float or type(alpha) is not float:
-        return None
-    for t in (*tensors, coef):
-        if not t.is_contiguous() or t.requires_grad:
-            return None
-    return (name, x.dtype, x.device, *(t.dtype for t in tensors[1:]), coef.dtype, coef.device, tuple(coef.shape))
-
-
-_scalars: dict[tuple, torch.Tensor] = {}
-
-
-def _scalar(value: float, dtype: torch.dtype) -> torch.Tensor:
-    """A 0-dim tensor for a float argument, cached (omega and alpha take few values)."""
-    key = (value, dtype)
-    out = _scalars.get(key)
-    if out is None:
-        if len(_scalars) > 256:
-            _scalars.clear()
-        out = _scalars[key] = torch.tensor(value, dtype=dtype)
-    return out
-
-
-def _direct_call(name: str, args):
-    key = _direct_key(name, args)
-    if key is None:
-        return None
-    entry = _direct.get(key)
-    if entry is False:
-        return None
-    if entry is not None:
-        fn, builders = entry
-        scope = dict(zip(_ARG_NAMES[name], args))
-        out = fn(*[build(scope) for build in builders])
-        return out[0] if _N_OUTPUTS[name] == 1 else tuple(out[: _N_OUTPUTS[name]])
-    captured = []
-
-    def backend(gm, example_inputs):
-        from torch._inductor.compile_fx import compile_fx
-
-        builders = _builders(gm)  # before compile_fx, which drops the placeholders' metadata
-        fn = compile_fx(gm, example_inputs, config_patches=_INDUCTOR_OPTIONS)
-        captured.append((builders, fn))
-        return fn
-
-    result = torch.compile(_KERNELS[name], dynamic=True, backend=backend)(*args)
-    _direct[key] = False
-    if len(captured) == 1:
-        builders, fn = captured[0]
-        if builders is not None:
-            scope = dict(zip(_ARG_NAMES[name], args))
-            out = fn(*[build(scope) for build in builders])
-            expected = (result,) if _N_OUTPUTS[name] == 1 else tuple(result)
-            if len(out) >= len(expected) and all(
-                    isinstance(o, torch.Tensor) and o.shape == e.shape and torch.equal(o, e)
-                    for o, e in zip(out, expected)):
-                _direct[key] = fn, builders
-    return result
-
-
-def _builders(gm):
-    """Per graph input, a function of the kernel's arguments (by name) that makes it."""
-    out = []
-    for node in gm.graph.nodes:
-        if node.op != "placeholder":
-            continue
-        grapharg = node.meta.get("grapharg")
-        if grapharg is None:
-            return None
-        source = grapharg.source.name
-        source = source() if callable(source) else source
-        example = grapharg.example
-        match = re.fullmatch(r"L\['(\w+)'\](\.size\(\)\[(\d+)\]|\.storage_offset\(\))?", source)
-        if match is None:
-            return None
-        arg, dim = match.group(1), match.group(3)
-        if match.group(2) == ".storage_offset()":
-            out.append(lambda scope, arg=arg: scope[arg].storage_offset())
-        elif dim is not None:
-            out.append(lambda scope, arg=arg, dim=int(dim): scope[arg].shape[dim])
-        elif isinstance(example, torch.Tensor) and example.dim() == 0 and arg in ("omega", "alpha"):
-            out.append(lambda scope, arg=arg, dtype=example.dtype: _scalar(scope[arg], dtype))
-        elif arg in ("x", "coef", "grad", "c", "s"):
-            out.append(lambda scope, arg=arg: scope[arg])
-        else:
-            return None
-    return out
+# Direct calls (:mod:`.direct`): at the paper's sizes dynamo's per-call work costs as
+# much as the kernel itself.
+_DIRECT = DirectKernels(
+    _KERNELS,
+    {"forward": ("x", "coef", "omega", "alpha"), "backward": ("x", "grad", "coef", "omega", "alpha"),
+     "power_forward": ("x", "coef", "omega", "alpha"), "power_value": ("x", "coef", "omega", "alpha"),
+     "power_backward": ("c", "s", "grad", "coef", "omega", "alpha")},
+    {"forward": 1, "backward": 2, "power_forward": 3, "power_value": 1, "power_backward": 2},
+    _INDUCTOR_OPTIONS)
 
 
 # No-grad evaluations of up to this many scores run the training kernel and drop its
