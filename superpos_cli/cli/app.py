@@ -13,6 +13,7 @@ Command modules import only typer and the torch-free spec at module level, so
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -83,4 +84,25 @@ _register()
 
 
 def main() -> None:
-    app()
+    """The console script. Once the command is done (its output written, every store
+    and pool closed by their context managers) the process leaves with os._exit: the
+    interpreter's own teardown of torch and scipy took about 1 s after every command.
+    Under torchrun (WORLD_SIZE > 1) it exits normally, so the process group's atexit
+    teardown runs."""
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1"):
+        sys.exit(code)
+    if not isinstance(code, int):  # sys.exit("message") semantics: the message, exit 1
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (e.g. piped into head): nothing left to write
+            pass
+    os._exit(code)
