@@ -241,3 +241,27 @@ def test_the_cli_loads_without_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_cli_env(tmp_path),
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+_CONSOLE = ("import sys\nfrom superpos_cli.cli.app import run\nsys.argv = ['superpos'] + sys.argv[1:]\n"
+            "try:\n    run()\nfinally:\n    print('teardown ran', file=sys.stderr)\n")
+
+
+@pytest.mark.parametrize("args, code", [(["--help"], 0), (["circuit", "--qubits", "3", "--qasm"], 0),
+                                        (["train", "--epochs", "1"], 2), (["circuit", "--qubits", "0"], 2)])
+def test_the_console_script_leaves_with_the_commands_output_and_code(args, code, tmp_path):
+    """``superpos`` (cli.app.run) ends with os._exit after the command: the same exit
+    code and the same stdout and stderr, to the byte, as ``python -m superpos_cli``
+    (which exits normally), nothing after it runs; under torchrun it exits normally."""
+    env = _cli_env(tmp_path)
+    module = subprocess.run([sys.executable, "-m", "superpos_cli", *args], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=120)
+    console = subprocess.run([sys.executable, "-c", _CONSOLE, *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=120)
+    assert module.returncode == console.returncode == code, (module.stderr, console.stderr)
+    out, err = (text.replace("python -m superpos_cli", "superpos") for text in (module.stdout, module.stderr))
+    assert console.stdout == out and console.stderr == err
+    assert out if code == 0 else err.count("\n") == 1
+    ranked = subprocess.run([sys.executable, "-c", _CONSOLE, *args], capture_output=True, text=True,
+                            env={**env, "WORLD_SIZE": "2"}, cwd=tmp_path, timeout=120)
+    assert ranked.returncode == code and ranked.stderr == err + "teardown ran\n"

@@ -84,13 +84,19 @@ _register()
 
 
 def main() -> None:
-    """The console script. Once the command is done (its output written, every store
-    and pool closed by their context managers) the process leaves with os._exit: the
-    interpreter's own teardown of torch and scipy took about 1 s after every command.
-    Under torchrun (WORLD_SIZE > 1) it exits normally, so the process group's atexit
-    teardown runs."""
+    """The command, for ``python -m superpos_cli`` and for callers that embed it
+    (it ends with SystemExit, as any click program)."""
+    app()
+
+
+def run() -> None:
+    """The ``superpos`` console script: :func:`main`, then, once the command is done
+    (its output written, every store and pool closed by their context managers), the
+    process leaves with os._exit: the interpreter's own teardown of torch and scipy
+    took about 1 s after every command. Under torchrun (WORLD_SIZE > 1) it exits
+    normally, so the process group's atexit teardown runs."""
     try:
-        app()
+        main()
         code = 0
     except SystemExit as done:
         code = done.code
