@@ -325,6 +325,32 @@ def test_every_kernel_takes_the_direct_path(user, name, monkeypatch):
                 assert (a - c).abs().nan_to_num().le(2 / 1024 + 1e-6).float().mean() > 0.999
 
 
+@pytest.mark.parametrize("user", ["fourier", "shots"])
+def test_a_compiler_failure_falls_back_to_eager_kernels_once(user, monkeypatch):
+    """Where inductor fails, _run warns once, stops compiling and returns the eager
+    kernel's result; the next call goes straight to eager."""
+    module, make_args = _direct_users()[user]
+    monkeypatch.setattr(module, "COMPILE", True)
+    calls = []
+
+    def broken(name, args):
+        calls.append(name)
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(module._DIRECT, "run", broken)
+    name = "power_forward" if user == "fourier" else "estimate"
+    args = make_args(name, 500, torch.Generator().manual_seed(2))
+    eager = getattr(module, "_EAGER_KERNELS", module._KERNELS)[name]
+    with pytest.warns(RuntimeWarning, match="torch.compile unavailable"):
+        out = module._run(name, *args)
+    assert module.COMPILE is False and calls == [name]
+    again = module._run(name, *args)
+    assert calls == [name]
+    for a, b, c in zip(out, again, eager(*args)):
+        torch.testing.assert_close(a, c, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(b, c, rtol=0, atol=0, equal_nan=True)
+
+
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("degree", range(1, 5))
 def test_power_basis_matches_clenshaw_with_gradients(degree, dtype, tol):

@@ -37,13 +37,24 @@ def _same(out, expected) -> bool:
 
 
 class DirectKernels:
-    """name -> kernel, called directly once compiled (:meth:`call`)."""
+    """name -> kernel, compiled by inductor and called directly once compiled (:meth:`run`)."""
 
     def __init__(self, kernels: dict[str, Callable], arg_names: dict[str, Sequence[str]],
                  n_outputs: dict[str, int], options: dict | None = None):
         self.kernels, self.arg_names, self.n_outputs, self.options = kernels, arg_names, n_outputs, options
         self.entries: dict[tuple, object] = {}  # key -> (compiled graph, input builders), or False: dynamo's path
         self._scalars: dict[tuple, torch.Tensor] = {}
+        self._dynamo: dict[str, Callable] = {}  # name -> torch.compile'd kernel, for signatures off the direct path
+
+    def run(self, name: str, args: Sequence):
+        """The kernel's result: directly where :meth:`call` can, through dynamo otherwise.
+        Compiler failures propagate (callers fall back to eager kernels)."""
+        direct = self.call(name, args)
+        if direct is not None:
+            return direct
+        if name not in self._dynamo:
+            self._dynamo[name] = torch.compile(self.kernels[name], dynamic=True, options=self.options)
+        return self._dynamo[name](*args)
 
     def call(self, name: str, args: Sequence):
         """The kernel's result, or None where this signature takes dynamo's path."""

@@ -274,7 +274,6 @@ _EAGER_KERNELS = {"forward": _forward_kernel, "backward": _backward_kernel,
 _KERNELS = {"forward": _forward_kernel, "backward": _backward_kernel,
             "power_forward": _power_forward_kernel, "power_value": _power_value_kernel,
             "power_backward": _power_backward_kernel}
-_compiled: dict[str, object] = {}
 COMPILE = True
 # Inductor stores a pointwise value used several times in a buffer once it costs
 # over 30 ops; the power-basis backward reuses c (a sincos of ~30 ops) and its
@@ -282,30 +281,15 @@ COMPILE = True
 _INDUCTOR_OPTIONS = {"realize_opcount_threshold": 1000}
 
 
-def _kernel(name: str):
-    if not COMPILE:
-        return _KERNELS[name]
-    if name not in _compiled:
-        _compiled[name] = torch.compile(_KERNELS[name], dynamic=True, options=_INDUCTOR_OPTIONS)
-    return _compiled[name]
-
-
 def _run(name: str, *args):
     global COMPILE
-    if not COMPILE:
-        return _EAGER_KERNELS[name](*args)
-    try:
-        if COMPILE:
-            direct = _DIRECT.call(name, args)
-            if direct is not None:
-                return direct
-        return _kernel(name)(*args)
-    except Exception as err:  # noqa: BLE001 - any compiler failure: fall back to eager
-        if not COMPILE:
-            raise
-        warnings.warn(f"torch.compile unavailable ({type(err).__name__}); fourier runs eagerly", RuntimeWarning)
-        COMPILE = False
-        return _EAGER_KERNELS[name](*args)
+    if COMPILE:
+        try:
+            return _DIRECT.run(name, args)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: fall back to eager
+            warnings.warn(f"torch.compile unavailable ({type(err).__name__}); fourier runs eagerly", RuntimeWarning)
+            COMPILE = False
+    return _EAGER_KERNELS[name](*args)
 
 
 # Direct calls (:mod:`.direct`): at the paper's sizes dynamo's per-call work costs as

@@ -122,7 +122,6 @@ def _inversion_rest(k, pmf, cdf, ratio, u, v, x, alpha, shots):
     return alpha * x + torch.where(v - alpha * x > 0.5, shots - k, k) / shots
 
 
-_compiled: dict[str, object] = {}
 COMPILE = True
 _KERNELS = {"estimate": _estimate_kernel, "inversion_start": _inversion_start, "inversion_rest": _inversion_rest}
 # Called straight after their first call (:mod:`.direct`): dynamo's guards cost ~150 us
@@ -139,12 +138,7 @@ def _run(name: str, *args):
     global COMPILE
     if COMPILE:
         try:
-            direct = _DIRECT.call(name, args)
-            if direct is not None:
-                return direct
-            if name not in _compiled:
-                _compiled[name] = torch.compile(_KERNELS[name], dynamic=True)
-            return _compiled[name](*args)
+            return _DIRECT.run(name, args)
         except Exception as err:  # noqa: BLE001 - any compiler failure: run eagerly
             warnings.warn(f"torch.compile unavailable ({type(err).__name__}); shots sample eagerly", RuntimeWarning)
             COMPILE = False
