@@ -115,13 +115,15 @@ def slowed_module(module, part: str = "attention"):
         return module
     import torch
 
+    from superpos_cli.models.dropout import fork_streams
+
     class Slowed(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.inner = module
 
         def forward(self, *args, **kwargs):
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), fork_streams(self.inner):
                 extras = [self.inner(*args, **kwargs) for _ in range(math.ceil(factor) - 1)]
             out = self.inner(*args, **kwargs)
             for extra in extras:

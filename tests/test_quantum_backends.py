@@ -393,10 +393,41 @@ def test_sincos_float32_accuracy():
     assert torch.equal(cos64, torch.cos(exact)) and torch.equal(sin64, torch.sin(exact))
 
 
+def test_small_calls_run_eagerly_and_larger_ones_compiled(monkeypatch):
+    """Up to EAGER_UP_TO scores a call, forward and backward never reach the compiled
+    kernels (a textcls process compiles nothing); above it both do; the values agree
+    to float rounding."""
+    calls = []
+
+    def compiled(name, *args):
+        calls.append((name, args[0].numel()))
+        return fourier._DIRECT.run(name, args)
+
+    monkeypatch.setattr(fourier, "COMPILE", True)
+    monkeypatch.setattr(fourier, "EAGER_UP_TO", 1000)
+    monkeypatch.setattr(fourier, "_run", compiled)
+    gen = torch.Generator().manual_seed(5)
+    theta, phi = torch.rand(2, 4, generator=gen) * 3, torch.rand(2, 4, generator=gen) * 3
+    out = {}
+    scores = torch.randn(1001, generator=gen) * 4
+    for n in (1000, 1001):
+        x = scores[:n].clone().requires_grad_()
+        angle = theta.clone().requires_grad_()
+        y = get_backend("fourier").prepare(CircuitSpec(n_qubits=4, depth=2), angle, phi).evaluate(x, 0.25)
+        y.square().sum().backward()
+        out[n] = y.detach()[:1000], x.grad[:1000]  # per score; the angles' gradient sums over all
+        assert calls == ([] if n == 1000 else [("power_forward", n), ("power_backward", n)])
+    for small, large in zip(out[1000], out[1001]):
+        torch.testing.assert_close(small, large, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("eager_up_to", [0, 1 << 40])
 @pytest.mark.parametrize("above", [0, 1 << 40])
-def test_evaluations_of_any_size_give_the_training_kernels_values(above, monkeypatch):
+def test_evaluations_of_any_size_give_the_training_kernels_values(above, eager_up_to, monkeypatch):
     """No-grad evaluations take the value-only kernel above VALUE_KERNEL_ABOVE scores
-    and the training kernel below it: the same float operations, so the same bits."""
+    and the training kernel below it: the same float operations, so the same bits,
+    compiled and eager alike."""
+    monkeypatch.setattr(fourier, "EAGER_UP_TO", eager_up_to)
     gen = torch.Generator().manual_seed(4)
     theta, phi = torch.rand(2, 4, generator=gen) * 3, torch.rand(2, 4, generator=gen) * 3
     x = torch.randn(5000, generator=gen) * 4

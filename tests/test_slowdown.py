@@ -29,7 +29,7 @@ def _attention_output_and_grad(wrap):
     attn.register_forward_hook(lambda *_: calls.append(1))
     module = wrap(attn)
     x = torch.randn(2, 5, 16)
-    y = module(x)  # training mode: dropout draws from the global RNG
+    y = module(x)  # training mode: dropout draws from its stream
     y.square().sum().backward()
     after = torch.rand(1)  # the extra passes must leave the RNG where it was
     return (y.detach(), attn.theta.grad.clone(), after), len(calls)

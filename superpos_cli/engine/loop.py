@@ -202,8 +202,8 @@ def train(
     """Train ``task``'s model with the optimizer ``make_optimizer`` builds.
 
     The seed fixes the model's initialisation (global RNG before build), the data
-    order (a dedicated generator) and dropout (global RNG during training), so
-    arms run with the same seed are paired. ``progress(event, info)`` receives
+    order (a dedicated generator) and dropout (streams seeded at build,
+    :mod:`superpos_cli.models.dropout`), so arms run with the same seed are paired. ``progress(event, info)`` receives
     ``"eval"`` and ``"epoch"`` events.
 
     Evaluations: ``cfg.evals_per_epoch`` per epoch until the target metric first

@@ -27,6 +27,7 @@ from torch import nn
 
 from superpos_cli.errors import BadInput
 from superpos_cli.models.config import PHI_INPUTS
+from superpos_cli.models.dropout import StreamDropout
 from superpos_cli.quantum import CircuitSpec, get_backend
 from superpos_cli.quantum.memory import chunk_scores
 
@@ -96,7 +97,7 @@ class QuantumAttention(nn.Module):
         self.per_head, self.causal, self.chunk_elements = per_head, causal, chunk_elements
         self.qkv = nn.Linear(d_model, 3 * d_model)  # rows: W_q, W_k, W_v, as MultiheadAttention
         self.out = nn.Linear(d_model, d_model)
-        self.attn_drop = nn.Dropout(dropout)
+        self.attn_drop = StreamDropout(dropout)
         self._prepared = None  # (circuit, theta, phi, versions) from prepare_attention, used once
         self._options = {}  # the backend's prepare options
         if circuit is not None:

@@ -21,6 +21,7 @@ from torch import nn
 from superpos_cli.errors import BadInput
 from superpos_cli.models.attention import QuantumAttention, prepare_attention
 from superpos_cli.models.config import AttentionConfig, ModelConfig
+from superpos_cli.models.dropout import StreamDropout
 
 
 class ByteTokenizer:
@@ -86,7 +87,7 @@ class DecoderBlock(nn.Module):
             nn.Linear(cfg.d_model, cfg.d_ff),
             nn.GELU(),
             nn.Linear(cfg.d_ff, cfg.d_model),
-            nn.Dropout(cfg.dropout),
+            StreamDropout(cfg.dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +103,7 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.context, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = StreamDropout(cfg.dropout)
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)

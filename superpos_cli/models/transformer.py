@@ -8,6 +8,7 @@ from torch import nn
 
 from superpos_cli.models.attention import QuantumAttention, prepare_attention
 from superpos_cli.models.config import ModelConfig
+from superpos_cli.models.dropout import StreamDropout
 
 
 class Block(nn.Module):
@@ -22,12 +23,12 @@ class Block(nn.Module):
         self.ff = nn.Sequential(
             nn.Linear(cfg.d_model, cfg.d_ff),
             nn.ReLU(),
-            nn.Dropout(cfg.dropout),
+            StreamDropout(cfg.dropout),
             nn.Linear(cfg.d_ff, cfg.d_model),
         )
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.norm2 = nn.LayerNorm(cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = StreamDropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
         x = self.norm1(x + self.drop(self.attn(x, key_padding_mask=pad_mask)))  # (B, T, D)
@@ -43,7 +44,7 @@ class TransformerClassifier(nn.Module):
         self.embed = nn.Embedding(vocab_size, cfg.d_model, padding_idx=0)
         self.pos = nn.Embedding(max_len, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = StreamDropout(cfg.dropout)
         self.head = nn.Linear(cfg.d_model, n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

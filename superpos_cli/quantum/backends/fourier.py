@@ -262,12 +262,9 @@ def _eager_power_backward(c, s, grad, coef, omega: float, alpha: float):
     return grad_x, torch.stack([stacked.sum(1), stacked @ s])  # (2, F+1)
 
 
-# Where no compiler works the kernels run eagerly: Clenshaw's kernels as they are
-# (libm cos/sin), the power-basis ones with libm instead of the 30-op sincos that
-# pays only when fused. Eager everywhere was measured at textcls's sizes (CPU time,
-# one thread, same process): +25% per training step and +45% per evaluation, about
-# 3.3 CPU-s per trial, against the compiled kernels' one-time 4-5 s per process on a
-# warm inductor cache (~12 s cold): compiling pays from the second trial of a process.
+# Eager kernels: small calls (:data:`EAGER_UP_TO`), and every call where no compiler
+# works. Clenshaw's kernels as they are (libm cos/sin), the power-basis ones with libm
+# instead of the 30-op sincos that pays only when fused.
 _EAGER_KERNELS = {"forward": _forward_kernel, "backward": _backward_kernel,
                   "power_forward": _eager_power_forward, "power_value": _eager_power_value,
                   "power_backward": _eager_power_backward}
@@ -279,6 +276,25 @@ COMPILE = True
 # over 30 ops; the power-basis backward reuses c (a sincos of ~30 ops) and its
 # powers in nine sums, which then became ten passes over memory instead of one.
 _INDUCTOR_OPTIONS = {"realize_opcount_threshold": 1000}
+
+
+# Calls of up to this many scores run the eager kernels, so a textcls process (37k
+# scores a training call, at most ~2**18 an evaluation chunk) never compiles. The
+# first compiled kernel of a process cost 5.6 s on a warm inductor cache (dynamo's
+# trace, inductor's import and cache load) and ~20 s more on a cold one; eager costs
+# ~15 ms more per textcls evaluation (~0.9 s a trial) and nothing measurable in
+# training. Main job, warm cache, same code otherwise: 42.3 / 43.8 s eager against
+# 47.2 / 49.0 s compiled (two runs each, interleaved). Larger calls (T=64: 524k
+# scores a call; gsm8k) compile, where the fused kernel is ~10x faster.
+EAGER_UP_TO = 1 << 18
+
+
+def _kernel(name: str, *args):
+    """Kernel ``name`` on ``args`` (the first a flat tensor of scores): eager up to
+    :data:`EAGER_UP_TO` scores, compiled above."""
+    if args[0].numel() <= EAGER_UP_TO:
+        return _EAGER_KERNELS[name](*args)
+    return _run(name, *args)
 
 
 def _run(name: str, *args):
@@ -332,7 +348,7 @@ class TrigPolynomial(torch.autograd.Function):
         degree = coef.shape[1] - 1
         if degree > POWER_BASIS_MAX_DEGREE:
             ctx.save_for_backward(x, coef)
-            return _run("forward", flat, coef, omega, alpha).view(x.shape)
+            return _kernel("forward", flat, coef, omega, alpha).view(x.shape)
         if coef.dtype != x.dtype:  # evaluate() hands it over in x's dtype already
             coef = coef.to(x.dtype)
         tables = (coef.reshape(-1) @ _power_maps(degree, coef.dtype, coef.device)[0]).view(4, degree + 1)
@@ -340,9 +356,9 @@ class TrigPolynomial(torch.autograd.Function):
         ctx.power = _power_maps(degree, coef.dtype, coef.device)[1]
         if not any(ctx.needs_input_grad[:2]):  # no grad asked for (an evaluation): nothing to save
             if flat.numel() <= VALUE_KERNEL_ABOVE:
-                return _run("power_forward", flat, tables[:2], omega, alpha)[0].view(x.shape)
-            return _run("power_value", flat, tables[:2], omega, alpha).view(x.shape)
-        y, c, s = _run("power_forward", flat, tables[:2], omega, alpha)
+                return _kernel("power_forward", flat, tables[:2], omega, alpha)[0].view(x.shape)
+            return _kernel("power_value", flat, tables[:2], omega, alpha).view(x.shape)
+        y, c, s = _kernel("power_forward", flat, tables[:2], omega, alpha)
         ctx.save_for_backward(c, s)  # cos w, sin w (N,) each
         return y.view(x.shape)
 
@@ -351,10 +367,10 @@ class TrigPolynomial(torch.autograd.Function):
         grad = grad.detach().contiguous().reshape(-1)
         if not hasattr(ctx, "power"):  # Clenshaw (degree > POWER_BASIS_MAX_DEGREE)
             x, coef = ctx.saved_tensors
-            grad_x, moments = _run("backward", x.detach().reshape(-1), grad, coef.detach(), ctx.omega, ctx.alpha)
+            grad_x, moments = _kernel("backward", x.detach().reshape(-1), grad, coef.detach(), ctx.omega, ctx.alpha)
         else:
             c, s = ctx.saved_tensors
-            grad_x, power_moments = _run("power_backward", c, s, grad, ctx.slope_table, ctx.omega, ctx.alpha)
+            grad_x, power_moments = _kernel("power_backward", c, s, grad, ctx.slope_table, ctx.omega, ctx.alpha)
             moments = torch.mv(ctx.power, power_moments.reshape(-1).to(ctx.power.dtype))
         moments = moments.view(2, -1)  # (2, F+1), coef's shape
         dtype = ctx.coef_dtype
