@@ -28,6 +28,7 @@ from functools import lru_cache
 import torch
 
 from superpos_cli.quantum.backends import coefficients
+from superpos_cli.quantum.backends.aot import AotKernels
 from superpos_cli.quantum.backends.direct import DirectKernels
 from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype, with_shots
 from superpos_cli.quantum.circuit import CircuitSpec
@@ -290,8 +291,13 @@ EAGER_UP_TO = 1 << 18
 
 
 def _kernel(name: str, *args):
-    """Kernel ``name`` on ``args`` (the first a flat tensor of scores): eager up to
-    :data:`EAGER_UP_TO` scores, compiled above."""
+    """Kernel ``name`` on ``args`` (the first a flat tensor of scores): from its
+    ahead-of-time package where built (:mod:`.aot`), else eager up to
+    :data:`EAGER_UP_TO` scores and compiled above."""
+    packaged = _AOT.lookup(name, args) if COMPILE else None
+    if packaged is not None:
+        out = packaged(args)
+        return out[0] if _DIRECT.n_outputs[name] == 1 else tuple(out)
     if args[0].numel() <= EAGER_UP_TO:
         return _EAGER_KERNELS[name](*args)
     return _run(name, *args)
@@ -317,6 +323,8 @@ _DIRECT = DirectKernels(
      "power_backward": ("c", "s", "grad", "coef", "omega", "alpha")},
     {"forward": 1, "backward": 2, "power_forward": 3, "power_value": 1, "power_backward": 2},
     _INDUCTOR_OPTIONS)
+# The same kernels built once per machine (:mod:`.aot`): no per-process compile at all.
+_AOT = AotKernels(__name__, _KERNELS, _INDUCTOR_OPTIONS)
 
 
 # No-grad evaluations of up to this many scores run the training kernel and drop its
