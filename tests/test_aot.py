@@ -77,11 +77,13 @@ def test_without_a_package_or_with_packages_off_nothing_changes(packages, monkey
     fourier._AOT._loaded.clear()
     assert fourier._AOT.lookup("power_forward", args) is None and aot.pending() == []
     assert aot.start_builder() is False
-    # arguments packages do not take: gradients, odd strides, other devices' tensors, ints
+    # arguments packages do not take: gradients, odd strides, ints, tensors off the CPU
     monkeypatch.setenv(aot.ENV_SWITCH, "1")
     x, coef, *rest = args
-    for bad in ((x.requires_grad_(), coef, *rest), (torch.randn(10, 2)[:, 0], coef, *rest), (x.detach(), coef, 1, 0.25)):
-        assert aot._describe(bad) is None
+    for bad in ((x.clone().requires_grad_(), coef, *rest), (torch.randn(10, 2)[:, 0], coef, *rest),
+                (x, coef, 1, 0.25), (torch.randn(100, device="meta"), coef.to("meta"), *rest)):
+        assert fourier._AOT.lookup("power_forward", bad) is None
+    assert aot.pending() == []  # none of them is recorded as wanted
 
 
 def test_the_builder_starts_detached_once_and_only_when_wanted(packages, monkeypatch):

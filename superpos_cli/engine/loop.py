@@ -203,8 +203,8 @@ def train(
 
     The seed fixes the model's initialisation (global RNG before build), the data
     order (a dedicated generator) and dropout (streams seeded at build,
-    :mod:`superpos_cli.models.dropout`), so arms run with the same seed are paired. ``progress(event, info)`` receives
-    ``"eval"`` and ``"epoch"`` events.
+    :mod:`superpos_cli.models.dropout`), so arms run with the same seed are paired.
+    ``progress(event, info)`` receives ``"eval"`` and ``"epoch"`` events.
 
     Evaluations: ``cfg.evals_per_epoch`` per epoch until the target metric first
     reaches ``cfg.target``, then ``cfg.evals_after_target`` (the epoch's end among

@@ -40,7 +40,7 @@ class StreamDropout(nn.Module):
         self.p = p
         self._bits = np.random.PCG64(int(torch.randint(2**63 - 1, (1,)))) if p > 0 else None
         self._drop_below = np.uint32(min(round(p * 2**32), 2**32 - 1))  # drop where the 32 bits are below
-        self._scale = np.float32(1.0 / (1.0 - p))
+        self._scale = 1.0 / (1.0 - p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -49,8 +49,9 @@ class StreamDropout(nn.Module):
             return F.dropout(x, self.p, True)
         n = x.numel()
         bits = self._bits.random_raw((n + 1) // 2).view(np.uint32)[:n]  # (n,) uniform 32-bit words
-        mask = np.multiply(bits >= self._drop_below, self._scale, dtype=np.float32)  # (n,) 0 or 1/(1-p)
-        return x * torch.from_numpy(mask).to(x.dtype).view(x.shape)
+        dtype = np.float32 if x.dtype == torch.float32 else np.float64
+        mask = np.multiply(bits >= self._drop_below, dtype(self._scale), dtype=dtype)  # (n,) 0 or 1/(1-p)
+        return x * torch.from_numpy(mask).view(x.shape)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

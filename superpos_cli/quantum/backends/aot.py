@@ -47,6 +47,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from superpos_cli.quantum.backends.direct import ScalarCache, signature
+
 ENV_SWITCH = "SUPERPOS_AOT"
 ENV_DIR = "SUPERPOS_AOT_DIR"
 
@@ -79,25 +81,20 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _describe(args: Sequence) -> tuple | None:
-    """The signature of ``args``: per argument a tensor's (dtype, shape) with "n" for
-    a 1-d one (any length >= 2), or "float"; None where packages do not apply."""
+def _portable(described: tuple) -> list | None:
+    """A :func:`.direct.signature` as JSON data (the wanted file, the package's name):
+    per argument [dtype, "n"] for 1-d, [dtype, shape] otherwise, or "float"; None where
+    an argument is off the CPU (packages are CPU code)."""
     out = []
-    for arg in args:
-        if isinstance(arg, torch.Tensor):
-            if arg.device.type != "cpu" or arg.requires_grad or not arg.is_contiguous():
-                return None
-            if arg.dim() == 1:
-                if arg.numel() < 2:
-                    return None
-                out.append((str(arg.dtype), "n"))
-            else:
-                out.append((str(arg.dtype), tuple(arg.shape)))
-        elif type(arg) is float:
+    for arg in described:
+        if arg is float:
             out.append("float")
-        else:
+            continue
+        dtype, device, shape = arg
+        if device.type != "cpu":
             return None
-    return tuple(out)
+        out.append([str(dtype), "n" if shape == 1 else list(shape)])
+    return out
 
 
 class AotKernels:
@@ -105,8 +102,8 @@ class AotKernels:
 
     def __init__(self, module_name: str, kernels: dict[str, Callable], options: dict | None = None):
         self.module_name, self.kernels, self.options = module_name, kernels, options or {}
-        self._loaded: dict[tuple, object] = {}  # signature -> runner, or None: no package (this process)
-        self._scalars: dict[float, torch.Tensor] = {}
+        self._loaded: dict[tuple, object] = {}  # (name, signature) -> runner, or None: no package (this process)
+        self._scalar = ScalarCache()
         self._stamp: str | None = None
 
     def stamp(self) -> str:
@@ -126,14 +123,15 @@ class AotKernels:
         """A callable running kernel ``name`` on ``args`` from its package, or None
         (no package yet: the signature is recorded as wanted; packages off; or
         arguments packages do not take)."""
-        signature = _describe(args)
-        if signature is None:
+        described = signature(args)
+        if described is None:
             return None
-        key = (name, signature)
+        key = (name, described)
         try:
             return self._loaded[key]
         except KeyError:
-            runner = self._loaded[key] = self._load(name, json.loads(json.dumps(signature))) if enabled() else None
+            portable = _portable(described) if enabled() else None
+            runner = self._loaded[key] = None if portable is None else self._load(name, portable)
             return runner
 
     def _load(self, name: str, signature: list):
@@ -146,15 +144,10 @@ class AotKernels:
             runner = _open(path)
         except Exception:  # noqa: BLE001 - an unreadable package: the other paths still work
             return None
-        scalars = self._scalars
+        scalar = self._scalar
 
-        def call(args):
-            inputs = []
-            for a in args:
-                if not isinstance(a, torch.Tensor):
-                    a = scalars.get(a) if a in scalars else _scalar(scalars, a)
-                inputs.append(a)
-            return runner(inputs)
+        def call(args):  # floats as the 0-dim float64 tensors the package was exported with
+            return runner([scalar(a, torch.float64) for a in args])
 
         return call
 
@@ -192,14 +185,6 @@ class AotKernels:
         os.replace(partial, path)
 
 
-def _scalar(cache: dict, value: float) -> torch.Tensor:
-    """A float argument as the 0-dim float64 tensor the package takes, cached."""
-    if len(cache) > 256:
-        cache.clear()
-    out = cache[value] = torch.tensor(value, dtype=torch.float64)
-    return out
-
-
 def _open(path: Path) -> Callable[[list], list]:
     """The package's runner, list of tensors in, list out. torch's C++ loader (what
     ``torch._inductor.aoti_load_package`` wraps) needs no Python import of inductor;
@@ -233,12 +218,12 @@ def start_builder() -> bool:
         return False  # a builder is running
     except (OSError, ValueError):
         pass
-    log = open(cache_dir() / "build.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "superpos_cli.quantum.backends.aot"], stdin=subprocess.DEVNULL, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-        preexec_fn=(lambda: os.nice(19)) if hasattr(os, "nice") else None,
-        env={**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": "1"})
+    with open(cache_dir() / "build.log", "ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "superpos_cli.quantum.backends.aot"], stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            preexec_fn=(lambda: os.nice(19)) if hasattr(os, "nice") else None,
+            env={**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": "1"})
     lock.write_text(str(process.pid))
     print("superpos: compiling this machine's kernels in the background (once, about 12 s of one core each, "
           f"nice 19; log {cache_dir() / 'build.log'}); later runs start faster", file=sys.stderr)

@@ -36,6 +36,49 @@ def _same(out, expected) -> bool:
     return torch.equal(out.isnan(), expected.isnan()) and torch.equal(out.nan_to_num(), expected.nan_to_num())
 
 
+def signature(args: Sequence) -> tuple | None:
+    """What a compiled kernel's validity depends on, per argument: a tensor's (dtype,
+    device, shape), with the shape 1 for any 1-d tensor of length >= 2 (data of any
+    size: dynamo specialises sizes 0 and 1), or ``float`` for a float; None where an
+    argument has autograd, is not contiguous, is a 1-d tensor of length < 2, or is of
+    another type (those calls keep dynamo's path)."""
+    out = []
+    for arg in args:
+        if isinstance(arg, torch.Tensor):
+            if arg.requires_grad or not arg.is_contiguous():
+                return None
+            if arg.dim() == 1:
+                if arg.numel() < 2:
+                    return None
+                out.append((arg.dtype, arg.device, 1))
+            else:
+                out.append((arg.dtype, arg.device, tuple(arg.shape)))
+        elif type(arg) is float:
+            out.append(float)
+        else:
+            return None
+    return tuple(out)
+
+
+class ScalarCache:
+    """0-dim tensors for float arguments (compiled graphs take them as inputs), cached:
+    they take few values. Tensors pass through."""
+
+    def __init__(self, limit: int = 256):
+        self.limit, self._tensors = limit, {}
+
+    def __call__(self, value, dtype: torch.dtype) -> torch.Tensor:
+        if isinstance(value, torch.Tensor):
+            return value
+        key = (value, dtype)
+        out = self._tensors.get(key)
+        if out is None:
+            if len(self._tensors) > self.limit:
+                self._tensors.clear()
+            out = self._tensors[key] = torch.tensor(value, dtype=dtype)
+        return out
+
+
 class DirectKernels:
     """name -> kernel, compiled by inductor and called directly once compiled (:meth:`run`)."""
 
@@ -43,7 +86,7 @@ class DirectKernels:
                  n_outputs: dict[str, int], options: dict | None = None):
         self.kernels, self.arg_names, self.n_outputs, self.options = kernels, arg_names, n_outputs, options
         self.entries: dict[tuple, object] = {}  # key -> (compiled graph, input builders), or False: dynamo's path
-        self._scalars: dict[tuple, torch.Tensor] = {}
+        self._scalar = ScalarCache()
         self._dynamo: dict[str, Callable] = {}  # name -> torch.compile'd kernel, for signatures off the direct path
 
     def run(self, name: str, args: Sequence):
@@ -69,22 +112,8 @@ class DirectKernels:
         return self._capture(name, key, args)
 
     def _key(self, name: str, args) -> tuple | None:
-        key = [name]
-        for arg in args:
-            if isinstance(arg, torch.Tensor):
-                if arg.requires_grad or not arg.is_contiguous():
-                    return None
-                if arg.dim() == 1:
-                    if arg.numel() < 2:
-                        return None
-                    key.append((arg.dtype, arg.device, 1))
-                else:
-                    key.append((arg.dtype, arg.device, tuple(arg.shape)))
-            elif type(arg) is float:
-                key.append(float)
-            else:
-                return None
-        return tuple(key)
+        described = signature(args)
+        return None if described is None else (name, *described)
 
     def _invoke(self, name: str, entry, args):
         fn, builders = entry
@@ -146,16 +175,4 @@ class DirectKernels:
                 out.append(lambda scope, arg=arg: scope[arg])
             else:
                 return None
-        return out
-
-    def _scalar(self, value, dtype: torch.dtype) -> torch.Tensor:
-        """A 0-dim tensor for a float argument, cached (they take few values); tensors pass."""
-        if isinstance(value, torch.Tensor):
-            return value
-        key = (value, dtype)
-        out = self._scalars.get(key)
-        if out is None:
-            if len(self._scalars) > 256:
-                self._scalars.clear()
-            out = self._scalars[key] = torch.tensor(value, dtype=dtype)
         return out
