@@ -485,3 +485,33 @@ def test_default_path_of_a_small_model(options, expected, monkeypatch):
     monkeypatch.setattr(functional, "_KERNELS", {})
     _train(model, optimizer, steps=2)
     assert bool(functional._KERNELS) == ("fused" in options)
+
+
+@pytest.mark.parametrize("perturb", sorted(name for name, p in PERTURBATIONS.items() if p.into_fn is not None))
+def test_default_path_keeps_one_f_buffer_across_steps(perturb, monkeypatch):
+    """The small-model default writes f(theta) into one scratch buffer per dtype and
+    device, reused by every later step (a deepcopy starts its own), to float rounding
+    the values of the same path drawing fresh tensors."""
+    import superpos_cli.optim.optimizer as optimizer_module
+
+    def run(scratch: bool):
+        params = _params(seed=1)
+        optimizer = SuperpositionalAdam(params, lr=0.02, perturb=perturb, scope="all", seed=9)
+        generator = torch.Generator().manual_seed(2)
+        pointers = set()
+        for _ in range(3):
+            _set_grads(params, generator, skip={NO_GRAD})
+            optimizer.step()
+            pointers.update(b.data_ptr() for b in optimizer._scratch.values())
+        return optimizer, params, pointers
+
+    optimizer, params, pointers = run(scratch=True)
+    (buffer,) = optimizer._scratch.values()
+    assert len(pointers) == 1 and buffer.numel() == sum(p.numel() for i, p in enumerate(params) if i != NO_GRAD)
+    assert not getattr(copy.deepcopy(optimizer), "_scratch", None)
+    original = functional.superpositional_adam
+    monkeypatch.setattr(optimizer_module, "superpositional_adam",
+                        lambda *args, **kwargs: original(*args, **{**kwargs, "scratch": None}))
+    _, fresh, pointers = run(scratch=False)
+    assert not pointers
+    _assert_all_close([p.detach() for p in params], [p.detach() for p in fresh], atol=1e-6)

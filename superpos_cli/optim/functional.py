@@ -96,6 +96,7 @@ def superpositional_adam(
     perturb_scale: float,
     perturb_unscaled: bool,
     generator: Optional[torch.Generator],
+    scratch: Optional[dict] = None,
 ) -> None:
     """One Superpositional Adam step over a list of tensors, in place (see module doc).
 
@@ -104,12 +105,15 @@ def superpositional_adam(
     ``compile_kernels=False`` (fused only, without ``eps_inside_sqrt``): no compiled
     kernel at all; torch's fused Adam updates every tensor and Q is one foreach pass
     over the scope, as for partly covered tensors (the small-model default).
+    ``scratch``: a dict the caller keeps across steps, where the fused path keeps
+    its f-value buffer (:func:`_scratch_views`); None: fresh tensors each step.
     Call under ``torch.no_grad()``.
     """
     kernel_options = {}
     if fused:
         impl = _fused_superpositional_adam
         kernel_options["compile_kernels"] = compile_kernels
+        kernel_options["scratch"] = scratch
         if torch.compiler.is_compiling():
             # What dynamo does to torch's own fused optimizers: run them eagerly.
             # Traced, torch._fused_adam_ fails functionalization ("mutating a
@@ -649,6 +653,7 @@ def _fused_superpositional_adam(
     perturb_unscaled: bool,
     generator: Optional[torch.Generator],
     compile_kernels: bool = True,
+    scratch: Optional[dict] = None,
 ) -> None:
     if not params:
         return
@@ -682,11 +687,21 @@ def _fused_superpositional_adam(
     whole = [key is not None and key[0] != _ADAM and 0 < k == p.numel() for p, k, key in zip(params, perturb_counts, plan)]
     drawn = [i for i, k in enumerate(perturb_counts)
              if active and k > 0 and (perturbation.needs_generator or not whole[i])]
-    values = _f_values(perturbation, [_leading(params[i], perturb_counts[i]) for i in drawn], generator) if drawn else []
+    regions = [_leading(params[i], perturb_counts[i]) for i in drawn]
+    # A deterministic f with a buffer form writes into the optimizer's scratch
+    # buffer, and Q is applied by one addcmul after the update: no fresh tensors
+    # (their page faults cost more than the sine on a 1M-coordinate embedding)
+    # and one pass fewer than f * g, then theta -= c Q.
+    buffered = bool(drawn) and scratch is not None and perturbation.into_fn is not None \
+        and not perturbation.needs_generator
+    if buffered:
+        values = [perturbation.into_fn(region, out) for region, out in zip(regions, _scratch_views(scratch, regions))]
+    else:
+        values = _f_values(perturbation, regions, generator) if drawn else []
     f_values: dict[int, Tensor] = dict(zip(drawn, values))
     partial = [i for i in drawn if not whole[i]]
     partial_q = [f_values[i] for i in partial]
-    if partial_q:
+    if partial_q and not buffered:
         torch._foreach_mul_(partial_q, [_leading(grads[i], perturb_counts[i]) for i in partial])
 
     rest = [i for i, key in enumerate(plan) if key is None]
@@ -735,5 +750,27 @@ def _fused_superpositional_adam(
                 hp,
             )
 
-    if partial:
+    if partial and buffered:  # theta -= c f(theta_t) g: f from before the update
+        for i, f in zip(partial, partial_q):
+            _leading(params[i], perturb_counts[i]).addcmul_(f, _leading(grads[i], perturb_counts[i]), value=-c)
+    elif partial:
         torch._foreach_add_([_leading(params[i], perturb_counts[i]) for i in partial], partial_q, alpha=-c)
+
+
+def _scratch_views(scratch: dict, regions: list[Tensor]) -> list[Tensor]:
+    """Views shaped as ``regions`` into one flat buffer per (dtype, device) kept in
+    ``scratch`` across steps (grown when too small); the views do not overlap."""
+    totals: dict[tuple, int] = {}
+    for r in regions:
+        totals[(r.dtype, r.device)] = totals.get((r.dtype, r.device), 0) + r.numel()
+    for key, total in totals.items():
+        held = scratch.get(key)
+        if held is None or held.numel() < total:
+            scratch[key] = torch.empty(total, dtype=key[0], device=key[1])
+    offsets = dict.fromkeys(totals, 0)
+    views = []
+    for r in regions:
+        key = (r.dtype, r.device)
+        views.append(scratch[key][offsets[key]:offsets[key] + r.numel()].view(r.shape))
+        offsets[key] += r.numel()
+    return views

@@ -423,7 +423,8 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             kept = [k for p, k in zip(group["params"], counts) if p.grad is not None]
             kwargs = self._kernel_kwargs(group, params, kept)
             superpositional_adam(
-                params, grads, exp_avgs, exp_avg_sqs, steps, kept, generator=self._generator, **kwargs
+                params, grads, exp_avgs, exp_avg_sqs, steps, kept, generator=self._generator,
+                scratch=self.__dict__.setdefault("_scratch", {}), **kwargs
             )
         return loss
 

@@ -52,6 +52,10 @@ class Perturbation:
         kernel_fn: ``f(theta) -> Tensor`` for tracing into a compiled kernel, when
             it differs from ``fn``: the same f to float rounding, written with ops
             that are cheap once compiled (None: trace ``fn``).
+        into_fn: ``f(theta, out) -> out``, ``fn``'s values written into a buffer of
+            theta's shape, for eager paths that reuse one buffer from step to step
+            (a fresh multi-MB result costs its page faults every step); None: only
+            ``fn``.
     """
 
     name: str
@@ -60,6 +64,7 @@ class Perturbation:
     needs_generator: bool
     is_zero: bool = False
     kernel_fn: Optional[Callable[[Tensor], Tensor]] = None
+    into_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None
 
 
 def _sin(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -70,6 +75,15 @@ def _sin(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
 def _cos(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
     """f(theta) = cos(pi * theta)."""
     return torch.cos(theta * math.pi)
+
+
+def _sin_into(theta: Tensor, out: Tensor) -> Tensor:
+    """:func:`_sin` into ``out`` (the same ops, so the same bits)."""
+    return torch.sin(torch.mul(theta, math.pi, out=out), out=out)
+
+
+def _cos_into(theta: Tensor, out: Tensor) -> Tensor:
+    return torch.cos(torch.mul(theta, math.pi, out=out), out=out)
 
 
 # Odd minimax polynomial for sin(pi r) on |r| <= 1/2 (relative error 5.3e-9 in
@@ -138,8 +152,8 @@ def _elementwise(fn: PerturbFn) -> ForeachPerturbFn:
 
 
 PERTURBATIONS: dict[str, Perturbation] = {
-    "sin": Perturbation("sin", _sin, _foreach_sin, needs_generator=False, kernel_fn=_sin_kernel),
-    "cos": Perturbation("cos", _cos, _foreach_cos, needs_generator=False),
+    "sin": Perturbation("sin", _sin, _foreach_sin, needs_generator=False, kernel_fn=_sin_kernel, into_fn=_sin_into),
+    "cos": Perturbation("cos", _cos, _foreach_cos, needs_generator=False, into_fn=_cos_into),
     "gaussian": Perturbation("gaussian", _gaussian, _elementwise(_gaussian), needs_generator=True),
     "uniform": Perturbation("uniform", _uniform, _elementwise(_uniform), needs_generator=True),
     "none": Perturbation("none", _none, _elementwise(_none), needs_generator=False, is_zero=True),
