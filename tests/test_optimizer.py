@@ -494,6 +494,8 @@ def test_default_path_keeps_one_f_buffer_across_steps(perturb, monkeypatch):
     the values of the same path drawing fresh tensors."""
     import superpos_cli.optim.optimizer as optimizer_module
 
+    monkeypatch.setattr(functional, "BUFFER_FROM", 0)  # the test's tensors are small
+
     def run(scratch: bool):
         params = _params(seed=1)
         optimizer = SuperpositionalAdam(params, lr=0.02, perturb=perturb, scope="all", seed=9)

@@ -52,10 +52,10 @@ class Perturbation:
         kernel_fn: ``f(theta) -> Tensor`` for tracing into a compiled kernel, when
             it differs from ``fn``: the same f to float rounding, written with ops
             that are cheap once compiled (None: trace ``fn``).
-        into_fn: ``f(theta, out) -> out``, ``fn``'s values written into a buffer of
-            theta's shape, for eager paths that reuse one buffer from step to step
-            (a fresh multi-MB result costs its page faults every step); None: only
-            ``fn``.
+        into_fn: ``f(thetas, outs) -> outs``, ``foreach_fn``'s values written into
+            buffers of the thetas' shapes, for eager paths that reuse one buffer
+            from step to step (a fresh multi-MB result costs its page faults every
+            step); None: only ``fn``.
     """
 
     name: str
@@ -64,7 +64,7 @@ class Perturbation:
     needs_generator: bool
     is_zero: bool = False
     kernel_fn: Optional[Callable[[Tensor], Tensor]] = None
-    into_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None
+    into_fn: Optional[Callable[[list[Tensor], list[Tensor]], list[Tensor]]] = None
 
 
 def _sin(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -77,13 +77,17 @@ def _cos(theta: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
     return torch.cos(theta * math.pi)
 
 
-def _sin_into(theta: Tensor, out: Tensor) -> Tensor:
-    """:func:`_sin` into ``out`` (the same ops, so the same bits)."""
-    return torch.sin(torch.mul(theta, math.pi, out=out), out=out)
+def _into(trig: Callable) -> Callable[[list[Tensor], list[Tensor]], list[Tensor]]:
+    """trig(pi * theta) into ``outs``: the ops of :func:`_sin` / :func:`_cos` (so their
+    bits), one multiply per tensor and one foreach call for the rest."""
 
+    def into_fn(thetas: list[Tensor], outs: list[Tensor]) -> list[Tensor]:
+        for theta, out in zip(thetas, outs):
+            torch.mul(theta, math.pi, out=out)
+        trig(outs)
+        return outs
 
-def _cos_into(theta: Tensor, out: Tensor) -> Tensor:
-    return torch.cos(torch.mul(theta, math.pi, out=out), out=out)
+    return into_fn
 
 
 # Odd minimax polynomial for sin(pi r) on |r| <= 1/2 (relative error 5.3e-9 in
@@ -152,8 +156,9 @@ def _elementwise(fn: PerturbFn) -> ForeachPerturbFn:
 
 
 PERTURBATIONS: dict[str, Perturbation] = {
-    "sin": Perturbation("sin", _sin, _foreach_sin, needs_generator=False, kernel_fn=_sin_kernel, into_fn=_sin_into),
-    "cos": Perturbation("cos", _cos, _foreach_cos, needs_generator=False, into_fn=_cos_into),
+    "sin": Perturbation("sin", _sin, _foreach_sin, needs_generator=False, kernel_fn=_sin_kernel,
+                        into_fn=_into(torch._foreach_sin_)),
+    "cos": Perturbation("cos", _cos, _foreach_cos, needs_generator=False, into_fn=_into(torch._foreach_cos_)),
     "gaussian": Perturbation("gaussian", _gaussian, _elementwise(_gaussian), needs_generator=True),
     "uniform": Perturbation("uniform", _uniform, _elementwise(_uniform), needs_generator=True),
     "none": Perturbation("none", _none, _elementwise(_none), needs_generator=False, is_zero=True),
