@@ -252,3 +252,28 @@ def test_changed_code_reruns_instead_of_reusing(tmp_path):
     assert changed["loss"] == first["loss"]  # the altered line was a comment
     stale = _run_once(store, None, "stale")  # the store now holds the copy's record
     assert stale["kinds"] == ["cached"] and stale["stale"] is True
+
+
+_POOL_THEN_EXIT = """
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from superpos_cli.cli import app
+from superpos_cli.experiments.executor import _stop_workers
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(int).result()
+    _stop_workers(pool)  # the pool stays referenced until the process leaves
+    app.main = lambda: None
+    app.run()  # the console script's exit: os._exit after the command
+"""
+
+
+def test_the_console_script_leaves_no_semaphore_behind(tmp_path):
+    """A pool's named semaphores are unlinked before os._exit: without that the
+    resource tracker warned of "leaked semaphore objects" after parallel runs."""
+    script = tmp_path / "pool_then_exit.py"
+    script.write_text(_POOL_THEN_EXIT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr, done.stderr

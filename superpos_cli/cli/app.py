@@ -110,9 +110,25 @@ def run() -> None:
         if code is not None:
             print(code, file=sys.stderr)
         code = 0 if code is None else 1
+    _release_named_semaphores()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (e.g. piped into head): nothing left to write
             pass
     os._exit(code)
+
+
+def _release_named_semaphores() -> None:
+    """Unlink the named semaphores of this process's worker pools, as a normal exit
+    does: multiprocessing unlinks them in exit finalizers (priority 0), which
+    os._exit skips, and its resource tracker then printed "There appear to be N
+    leaked semaphore objects" after a parallel compare or ablate. Only finalizers of
+    priority >= 0 run (semaphores, queue closes), not the queue feeders' joins."""
+    util = sys.modules.get("multiprocessing.util")
+    run_finalizers = getattr(util, "_run_finalizers", None)
+    if run_finalizers is not None:
+        try:
+            run_finalizers(0)
+        except Exception:  # noqa: BLE001 - leaving must not fail; the tracker cleans up anyway
+            pass
