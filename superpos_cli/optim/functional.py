@@ -31,7 +31,8 @@ Implementations, behind :func:`superpositional_adam`:
   loop, so one call (and one fork/join of the thread pool) serves all four; every other
   tensor goes through torch's own fused Adam (``torch._fused_adam_`` /
   ``torch._fused_adamw_``). Partly covered tensors (``coords``, ``global``) get
-  Q computed on their few coordinates before the update and subtracted after.
+  f computed on their few coordinates before the update and c f g subtracted
+  after, in one addcmul.
   With ``compile_kernels=False`` (the default below 2**20 compiled coordinates,
   where a compile would cost more than it saves) every in-scope tensor is
   treated so: torch's fused Adam over all tensors plus one foreach pass for Q.
@@ -689,9 +690,8 @@ def _fused_superpositional_adam(
              if active and k > 0 and (perturbation.needs_generator or not whole[i])]
     regions = [_leading(params[i], perturb_counts[i]) for i in drawn]
     # A deterministic f with a buffer form writes into the optimizer's scratch
-    # buffer, and Q is applied by one addcmul after the update: no fresh tensors
-    # (their page faults cost more than the sine on a 1M-coordinate embedding)
-    # and one pass fewer than f * g, then theta -= c Q.
+    # buffer on large scopes: no fresh tensors, whose page faults cost more than
+    # the sine on a 1M-coordinate embedding.
     buffered = bool(drawn) and scratch is not None and perturbation.into_fn is not None \
         and not perturbation.needs_generator and sum(r.numel() for r in regions) >= BUFFER_FROM
     if buffered:
@@ -700,9 +700,7 @@ def _fused_superpositional_adam(
         values = _f_values(perturbation, regions, generator) if drawn else []
     f_values: dict[int, Tensor] = dict(zip(drawn, values))
     partial = [i for i in drawn if not whole[i]]
-    partial_q = [f_values[i] for i in partial]
-    if partial_q and not buffered:
-        torch._foreach_mul_(partial_q, [_leading(grads[i], perturb_counts[i]) for i in partial])
+    partial_f = [f_values[i] for i in partial]
 
     rest = [i for i, key in enumerate(plan) if key is None]
     _torch_fused_adam(
@@ -750,11 +748,9 @@ def _fused_superpositional_adam(
                 hp,
             )
 
-    if partial and buffered:  # theta -= c f(theta_t) g: f from before the update
-        torch._foreach_addcmul_([_leading(params[i], perturb_counts[i]) for i in partial], partial_q,
+    if partial:  # theta -= c f(theta_t) g in one pass, f from before the update
+        torch._foreach_addcmul_([_leading(params[i], perturb_counts[i]) for i in partial], partial_f,
                                 [_leading(grads[i], perturb_counts[i]) for i in partial], value=-c)
-    elif partial:
-        torch._foreach_add_([_leading(params[i], perturb_counts[i]) for i in partial], partial_q, alpha=-c)
 
 
 # In-scope coordinates from which the fused path's f values go to a kept buffer: on
