@@ -209,3 +209,25 @@ def test_shipped_ci_suite_sets_thresholds_for_noisy_metrics():
 
     suite = get_suite("ci", None)
     assert suite.threshold("fourier_circuits") > 0.2 and suite.threshold("optimizer_step") >= suite.fail_on
+
+
+@pytest.mark.parametrize("key, other", [("cpu_model", "AMD EPYC 7B13"), ("cpu_capability", "AVX2")])
+def test_timing_ratios_from_another_machine_are_shown_not_gated(key, other):
+    """A baseline from another CPU model or kernel ISA: timing ratios are reported as
+    not compared (a kernel ratio moves with the vector width), deterministic figures
+    are still gated; the same machine, or a baseline without the field, gates all."""
+    from superpos_cli.experiments.bench import gate
+
+    here = {"cpu_model": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512"}
+    slow = [2.0 * v for v in BASE]
+    current = {"machine": here, "metrics": {"fourier_circuits": metric_entry(slow, "x", ""),
+                                            "epochs": metric_entry([9.0], "epochs", "", noisy=False)}}
+    baseline = {"machine": {**here, key: other},
+                "metrics": {"fourier_circuits": metric_entry(BASE, "x", ""),
+                            "epochs": metric_entry([3.0], "epochs", "", noisy=False)}}
+    result = gate(current, baseline, 0.10, {})
+    assert result["regressed"] == ["epochs"] and other in result["other_machine"]
+    assert {d["name"]: d["status"] for d in result["decisions"]}["fourier_circuits"] == regression.NOT_COMPARED
+    for machine in (here, {}):
+        same = gate(current, {**baseline, "machine": machine}, 0.10, {})
+        assert sorted(same["regressed"]) == ["epochs", "fourier_circuits"] and same["other_machine"] is None

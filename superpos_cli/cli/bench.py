@@ -35,6 +35,8 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
     regressed = comparison["regressed"]
     title = (f"REGRESSED: {', '.join(regressed)}" if regressed else "no regression") + \
         f" (vs baseline {(comparison.get('baseline_commit') or 'unknown')[:10]})"
+    if comparison.get("other_machine"):
+        title += f"; timing ratios not compared: {comparison['other_machine']} (refresh it with --save-baseline)"
     table = Table(title=title)
     for header in ("metric", "current", "baseline", "ratio", "threshold", "p (one-sided)", "test", "status"):
         table.add_column(header, justify="left" if header in ("metric", "test", "status") else "right")

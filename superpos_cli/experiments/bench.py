@@ -387,12 +387,20 @@ def load_record(path: Path) -> dict[str, Any]:
 
 def gate(record: dict[str, Any], baseline: dict[str, Any], fail_on: float,
          thresholds: dict[str, float]) -> dict[str, Any]:
-    """The comparison section of the bench document; ``regressed`` lists failing metrics."""
-    decisions = compare_records(record, baseline, fail_on, thresholds)
+    """The comparison section of the bench document; ``regressed`` lists failing metrics.
+    Against a baseline from another CPU model or kernel ISA the timing ratios are not
+    gated (``other_machine`` says why): a ratio of two kernels moves with the vector
+    width (torch.cos ran 4x faster against the fourier kernel on an AVX-512 Xeon than
+    on an AVX2 EPYC), which is no regression of the code; refresh the baseline there."""
+    from superpos_cli.experiments.machine import machine_difference
+
+    other = machine_difference(record.get("machine", {}), baseline.get("machine", {}))
+    decisions = compare_records(record, baseline, fail_on, thresholds, compare_timing=other is None)
     return {
         "fail_on": fail_on,
         "thresholds": thresholds,
         "baseline_commit": baseline.get("commit"),
+        "other_machine": other,
         "decisions": [d.to_dict() for d in decisions],
         "regressed": [d.name for d in decisions if d.regressed],
         "missing_in_baseline": sorted(set(record["metrics"]) - set(baseline["metrics"])),

@@ -18,6 +18,10 @@ def machine_info() -> dict:
 
     return {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        # torch's kernel ISA (DEFAULT, AVX2, AVX512...): the ratios bench gates move
+        # with it (torch.cos vectorised 16-wide against our kernel, for one).
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.machine(),
         "system": platform.system(),
         "logical_cores": psutil.cpu_count(logical=True),
@@ -26,6 +30,27 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"), or None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine_difference(current: dict, baseline: dict) -> str | None:
+    """Why two records' timing ratios are not comparable (another CPU model or kernel
+    ISA), or None; a record that lacks a field (older baselines) is taken to match."""
+    for key in ("cpu_model", "cpu_capability"):
+        mine, theirs = current.get(key), baseline.get(key)
+        if mine and theirs and mine != theirs:
+            return f"baseline measured on {theirs!r}, this run on {mine!r} ({key})"
+    return None
 
 
 def _version(dist: str) -> str | None:

@@ -29,6 +29,7 @@ decision falls back to the threshold alone and the result says so
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from superpos_cli.errors import BadInput
 DEFAULT_ALPHA = 0.05
 SMALLER, LARGER = "smaller", "larger"
 REGRESSED, IMPROVED, UNCHANGED = "regressed", "improved", "unchanged"
+# A timing ratio against a baseline from another machine: shown, never gated.
+NOT_COMPARED = "not compared"
 
 
 def parse_threshold(text: str | float) -> float:
@@ -87,7 +90,7 @@ def _ratio(current: float, baseline: float) -> float:
 @dataclass(frozen=True)
 class Decision:
     name: str
-    status: str  # regressed | improved | unchanged
+    status: str  # regressed | improved | unchanged | not compared
     ratio: float  # median(current) / median(baseline); inf when only the current run is censored
     threshold: float
     direction: str
@@ -163,12 +166,15 @@ def compare_records(
     fail_on: float,
     thresholds: dict[str, float] | None = None,
     alpha: float = DEFAULT_ALPHA,
+    compare_timing: bool = True,
 ) -> list[Decision]:
     """One decision per metric present in both bench records (``record["metrics"]``).
 
     A metric's threshold is ``thresholds[name]``, else that of its suite metric
     (``convergence`` for ``convergence.sgd.final_accuracy``), else ``fail_on``.
     Metrics only one side has are skipped (a new metric has no baseline yet).
+    ``compare_timing=False`` (the baseline ran on another machine): timing ratios
+    are reported as :data:`NOT_COMPARED`, deterministic figures decided as usual.
     """
     thresholds = thresholds or {}
     decisions = []
@@ -176,8 +182,11 @@ def compare_records(
         if name not in baseline.get("metrics", {}):
             continue
         threshold = thresholds.get(name, thresholds.get(name.split(".")[0], fail_on))
-        decisions.append(decide(
+        decision = decide(
             name, metric["samples"], baseline["metrics"][name]["samples"], threshold,
             direction=metric.get("direction", SMALLER), noisy=metric.get("noisy", True), alpha=alpha,
-        ))
+        )
+        if not compare_timing and metric.get("noisy", True):
+            decision = dataclasses.replace(decision, status=NOT_COMPARED, p_value=None)
+        decisions.append(decision)
     return decisions
