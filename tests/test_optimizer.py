@@ -496,7 +496,7 @@ def test_default_path_keeps_one_f_buffer_across_steps(perturb, monkeypatch):
 
     monkeypatch.setattr(functional, "BUFFER_FROM", 0)  # the test's tensors are small
 
-    def run(scratch: bool):
+    def run():
         params = _params(seed=1)
         optimizer = SuperpositionalAdam(params, lr=0.02, perturb=perturb, scope="all", seed=9)
         generator = torch.Generator().manual_seed(2)
@@ -507,13 +507,36 @@ def test_default_path_keeps_one_f_buffer_across_steps(perturb, monkeypatch):
             pointers.update(b.data_ptr() for b in optimizer._scratch.values())
         return optimizer, params, pointers
 
-    optimizer, params, pointers = run(scratch=True)
+    optimizer, params, pointers = run()
     (buffer,) = optimizer._scratch.values()
     assert len(pointers) == 1 and buffer.numel() == sum(p.numel() for i, p in enumerate(params) if i != NO_GRAD)
     assert not getattr(copy.deepcopy(optimizer), "_scratch", None)
     original = functional.superpositional_adam
     monkeypatch.setattr(optimizer_module, "superpositional_adam",
                         lambda *args, **kwargs: original(*args, **{**kwargs, "scratch": None}))
-    _, fresh, pointers = run(scratch=False)
+    _, fresh, pointers = run()  # without the scratch dict
     assert not pointers
     _assert_all_close([p.detach() for p in params], [p.detach() for p in fresh], atol=1e-6)
+
+
+def test_a_model_moved_after_the_optimizer_is_built_gets_its_path_again():
+    """The step's path is kept per tensor identity, dtype and device: parameters
+    moved to float64 in place (as ``model.double()`` does) have their path resolved
+    again rather than reusing the float32 one."""
+    moved = _params(seed=1)
+    optimizer = SuperpositionalAdam(moved, lr=0.02, perturb="sin", scope="all", seed=9)
+    generator = torch.Generator().manual_seed(2)
+    _set_grads(moved, generator, skip={NO_GRAD})
+    optimizer.step()
+    with torch.no_grad():
+        for p in moved:
+            p.data = p.data.double()
+            if p.grad is not None:
+                p.grad = p.grad.double()
+    for state in optimizer.state.values():
+        for key in ("exp_avg", "exp_avg_sq"):
+            state[key] = state[key].double()
+    _set_grads(moved, generator, skip={NO_GRAD})
+    optimizer.step()
+    assert all(p.dtype == torch.float64 for p in moved)
+    assert len(optimizer._path_cache) == 2

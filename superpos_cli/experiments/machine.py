@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from superpos_cli.cpuinfo import cpu_model
+
 
 @functools.lru_cache(maxsize=1)
 def machine_info() -> dict:
@@ -30,17 +32,6 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
     }
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"), or None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def machine_difference(current: dict, baseline: dict) -> str | None:

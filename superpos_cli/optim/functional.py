@@ -35,7 +35,7 @@ Implementations, behind :func:`superpositional_adam`:
   after, in one addcmul.
   With ``compile_kernels=False`` (the default below 2**20 compiled coordinates,
   where a compile would cost more than it saves) every in-scope tensor is
-  treated so: torch's fused Adam over all tensors plus one foreach pass for Q.
+  treated so: torch's fused Adam over all tensors, f before it and c f g after.
   Random f (gaussian, uniform) cannot be traced: it is drawn first and passed in.
   If the kernel cannot be compiled (no C++ compiler, unsupported device), the
   group runs the foreach implementation instead and :func:`compiled_kernels`

@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from superpos_cli.cpuinfo import cpu_flags
 from superpos_cli.quantum.backends.direct import ScalarCache, signature
 
 ENV_SWITCH = "SUPERPOS_AOT"
@@ -69,16 +70,6 @@ def cache_dir() -> Path:
             user = f"uid_{os.getuid()}" if hasattr(os, "getuid") else "unknown_user"
         inductor = os.path.join(tempfile.gettempdir(), "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user))
     return Path(inductor) / "superpos-aot"
-
-
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _portable(described: tuple) -> list | None:
@@ -110,7 +101,7 @@ class AotKernels:
         """What a package depends on besides its signature, hashed."""
         if self._stamp is None:
             source = Path(sys.modules[self.module_name].__file__).read_bytes()
-            parts = [source, torch.__version__.encode(), platform.machine().encode(), _cpu_flags().encode(),
+            parts = [source, torch.__version__.encode(), platform.machine().encode(), cpu_flags().encode(),
                      json.dumps(self.options, sort_keys=True).encode(), Path(__file__).read_bytes()]
             self._stamp = hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
         return self._stamp
