@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from superpos_cli.cli.app import app
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.profile import ProfileSpec, parse_parts
-from superpos_cli.experiments.timing import interleaved_runs
+from superpos_cli.experiments.timing import interleaved_runs, interleaved_steps
 
 runner = CliRunner()
 
@@ -83,6 +83,20 @@ def test_interleaving_alternates_order():
     calls = []
     interleaved_runs({k: (lambda k=k: calls.append(k)) for k in "ABC"}, repeats=2, warmup=0)
     assert calls == list("ABCCBA")
+
+
+def test_step_interleaving_alternates_call_by_call_and_sums_rounds():
+    calls = []
+
+    def stepper(name, seconds):
+        def step():
+            calls.append(name)
+            return seconds
+        return step
+
+    totals = interleaved_steps({"A": stepper("A", 1.0), "B": stepper("B", 2.0)}, steps=3, repeats=2, warmup=1)
+    assert calls == list("ABBAAB" "BAABBA" "ABBAAB")  # one warmup round, then two timed ones
+    assert totals == {"A": [3.0, 3.0], "B": [6.0, 6.0]}
 
 
 def test_ratios_are_paired_by_round():

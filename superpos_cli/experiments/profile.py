@@ -44,7 +44,7 @@ import torch
 
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import machine_info, versions
-from superpos_cli.experiments.timing import interleaved_runs, paired_ratio, summary, synchronize
+from superpos_cli.experiments.timing import interleaved_runs, interleaved_steps, paired_ratio, summary, synchronize
 
 PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch", "lm")
 DEFAULT_PARTS = ("circuit", "attention", "noise", "preparation", "optimizer", "epoch")
@@ -219,15 +219,17 @@ def epoch_times(configs: Sequence[tuple[str, str]], repeats: int, steps: int | N
                 task_options: dict[str, Any] | None = None, warmup: int = 1) -> tuple[dict[str, list[float]], int]:
     """Seconds of training per epoch (or per ``steps`` steps) for each (arm, attention).
 
-    Returns ({"arm+attention": samples}, steps per sample). Warmup runs are untimed:
-    they allocate optimizer state and compile the fourier kernels.
+    Returns ({"arm+attention": samples}, steps per sample). The configs take turns
+    step by step (:func:`interleaved_steps`); a sample is one config's summed steps
+    of a round. Warmup rounds are untimed: they allocate optimizer state and compile
+    the fourier kernels.
     """
     runners: dict[str, TrainingSteps] = {}
     for arm, attention in configs:
         runners[f"{arm}+{attention}"] = TrainingSteps("textcls", arm, {"kind": attention, **(task_options or {})},
                                                       seed)
     n = steps or next(iter(runners.values())).steps_per_epoch()
-    times = interleaved_runs({name: (lambda r=r: r.run(n)[0]) for name, r in runners.items()}, repeats, warmup)
+    times = interleaved_steps({name: (lambda r=r: r.run(1)[0]) for name, r in runners.items()}, n, repeats, warmup)
     return times, n
 
 
