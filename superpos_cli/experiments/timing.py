@@ -3,8 +3,8 @@
 Every candidate runs once per round and the order alternates (A B C, C B A, ...):
 drift on a shared machine hits all candidates alike, and alternating cancels a
 linear drift within a round too. Candidates made of many short calls (training
-steps) interleave call by call instead (:func:`interleaved_steps`). Summaries are min/median/max with the samples;
-ratios are per round (:func:`paired_ratio`).
+steps) interleave call by call instead (:func:`interleaved_steps`). Summaries are
+min/median/max with the samples; ratios are per round (:func:`paired_ratio`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def interleaved_steps(steppers: Mapping[str, Callable[[], float]], steps: int, r
 
     For candidates of ~20 ms a call (a training step): a whole epoch of one
     candidate at a time (~0.3 s) let a slow stretch of this shared 2-core VM land on
-    one candidate, and an arm that costs ~1% more read +3% to +14% over four runs
-    of 15 rounds; interleaved step by step the same arms read +0.8% to +1.4% (three
-    runs), and every round's samples spread half as much.
+    one candidate, and an arm that costs ~1% more read +2% to +14% over four runs
+    of 15 rounds; interleaved step by step the same arms read +0.8% to +1.4%
+    (three runs), with each config's min-to-max spread about halved.
     """
     names = list(steppers)
     totals: dict[str, list[float]] = {name: [] for name in names}
