@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from superpos_cli.cli.app import app
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.profile import ProfileSpec, parse_parts
-from superpos_cli.experiments.timing import interleaved_runs, interleaved_steps
+from superpos_cli.experiments.timing import interleaved_runs, interleaved_steps, paired_ratio
 
 runner = CliRunner()
 
@@ -48,6 +48,13 @@ def test_profile_json_has_every_part_with_ratios(tmp_path):
     for row in epoch.values():
         assert row["break_even_speedup"] == pytest.approx(1 + row["overhead"])
     assert any(r.get("compile_s") is not None or r["path"] == "foreach" for r in doc["optimizer"])
+    for row in doc["optimizer"]:  # each variant against the fused Adam steps timed beside it
+        assert len(row["samples"]) == len(row["reference_samples"])
+        assert row["ratio_vs_fused_adam"] == pytest.approx(paired_ratio(row["samples"], row["reference_samples"]))
+    reference = next(r for r in doc["optimizer"] if (r["name"], r["path"]) == ("adam", "fused"))
+    assert reference["ratio_vs_fused_adam"] == 1.0
+    others = [r["reference_samples"] for r in doc["optimizer"] if r is not reference]
+    assert len({tuple(s) for s in others}) == len(others)  # a fresh pairing per variant
 
 
 def test_profile_table_for_selected_parts():

@@ -6,23 +6,27 @@ The parameter set is fixed: ten fp32 tensors, eight of 1024x1024 then two of
 
 Every variant holds its own copy of the parameters and optimizer state and shares
 the same gradients. After ``warmup`` untimed steps each (state allocation and any
-kernel compile happen there; compile time is reported separately), the variants
-are stepped in interleaved rounds (A B C ... A B C ...), so drift on a shared
-machine hits all of them alike. ``ratio_vs_fused_adam`` is the median over rounds of
-a variant's step over ``torch.optim.Adam(fused=True)``'s in the same round.
+kernel compile happen there; compile time is reported separately), each variant is
+timed in its own pairing with ``torch.optim.Adam(fused=True)``, step by step in
+alternating order (R V, V R, ...), and ``ratio_vs_fused_adam`` is the median over
+pairs of the variant's step over the reference's next to it. One round of all
+twelve variants lasted about a second, most of it the foreach rows, so a slow
+stretch of this shared VM fell between a variant and its reference: scope tensors
+read 0.97 / 1.01 / 1.12x and scope all 1.05 / 1.10 / 1.24x over three runs of the
+same code (``--threads 2``). The reference row shows its own samples of the first
+pairing.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import psutil
 import torch
 
-from superpos_cli.experiments.timing import paired_ratio, synchronize
+from superpos_cli.experiments.timing import interleaved, paired_ratio
 from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
 
 PROFILE_SHAPES: tuple[tuple[int, ...], ...] = ((1024, 1024),) * 8 + ((4096, 1024),) * 2
@@ -67,9 +71,10 @@ def profile_optimizer(
     """Time one ``step()`` of each variant; one record per variant.
 
     Record keys: part ("optimizer"), name, scope, path, median / min / max
-    (seconds per step), samples (all timed steps), ratio_vs_fused_adam (median
-    ratio), compile_s (one-off kernel compile time, None when no kernel is
-    compiled), peak_memory_mb (largest process RSS seen right after this variant's
+    (seconds per step), samples (all timed steps), reference_samples (fused Adam's
+    steps paired with them), ratio_vs_fused_adam (median of the paired ratios),
+    compile_s (one-off kernel compile time, None when no kernel is compiled),
+    peak_memory_mb (largest process RSS seen right after this variant's
     steps: process-wide, so it includes every variant built before it).
     """
     generator = torch.Generator().manual_seed(PROFILE_SEED)
@@ -90,17 +95,21 @@ def profile_optimizer(
         compile_s.append(optimizer.compile_seconds() if isinstance(optimizer, SuperpositionalAdam) else None)
         peak_rss.append(process.memory_info().rss)
 
+    ref = next(i for i, v in enumerate(variants) if (v.name, v.path) == REFERENCE)
     samples: list[list[float]] = [[] for _ in variants]
-    for _ in range(repeats):
-        for i, optimizer in enumerate(optimizers):
-            synchronize(device)
-            start = time.perf_counter()
-            optimizer.step()
-            synchronize(device)
-            samples[i].append(time.perf_counter() - start)
-            peak_rss[i] = max(peak_rss[i], process.memory_info().rss)
-
-    reference = next(s for v, s in zip(variants, samples) if (v.name, v.path) == REFERENCE)
+    references: list[list[float]] = [[] for _ in variants]
+    for i, optimizer in enumerate(optimizers):
+        if i == ref:
+            continue
+        pair = interleaved({"reference": optimizers[ref].step, "variant": optimizer.step}, repeats, warmup=0,
+                           device=device)
+        samples[i], references[i] = pair["variant"], pair["reference"]
+        if not samples[ref]:
+            samples[ref] = references[ref] = pair["reference"]
+        peak_rss[i] = max(peak_rss[i], process.memory_info().rss)
+    if not samples[ref]:  # the reference alone
+        samples[ref] = references[ref] = interleaved({"reference": optimizers[ref].step}, repeats, warmup=0,
+                                                     device=device)["reference"]
     return [
         {
             "part": "optimizer",
@@ -112,9 +121,10 @@ def profile_optimizer(
             "min": min(times),
             "max": max(times),
             "samples": times,
+            "reference_samples": reference,
             "ratio_vs_fused_adam": paired_ratio(times, reference),
             "compile_s": seconds,
             "peak_memory_mb": rss / 2**20,
         }
-        for variant, times, seconds, rss in zip(variants, samples, compile_s, peak_rss)
+        for variant, times, reference, seconds, rss in zip(variants, samples, references, compile_s, peak_rss)
     ]
