@@ -4,7 +4,7 @@ A stored trial is reused only when it was computed by the same code
 (architecture.md, "A cached result names its code", after asv and
 pytest-benchmark). The code is:
 
-* every ``*.py`` file of the installed ``superpos_cli`` package: its path
+* every ``*.py`` and ``*.c`` file of the installed ``superpos_cli`` package: its path
   relative to the package and its bytes, in sorted path order, hashed with
   SHA-256 (a comment change counts too: telling which edits cannot change a
   number is not a hash's job);
@@ -33,9 +33,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def package_digest(root: Path = PACKAGE_ROOT) -> str:
-    """SHA-256 hex digest over the relative paths and bytes of ``root/**/*.py``."""
+    """SHA-256 hex digest over the relative paths and bytes of ``root/**/*.py`` and ``*.c``."""
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.c")]):
         if "__pycache__" in path.parts:
             continue
         data = path.read_bytes()

@@ -3,6 +3,7 @@ simulator (NoiseModels built here, independently of superpos' own), gradients, a
 shot statistics against Aer's sampling."""
 
 import itertools
+import os
 import subprocess
 import sys
 
@@ -296,25 +297,37 @@ def test_bad_noise_options_fail_before_any_work(options):
         build_task("textcls", 0, options).build_model()
 
 
+def _sampler_paths():
+    """The shot sampler's implementations: the C one where it builds here, and torch's."""
+    from superpos_cli.quantum.backends.shots import native_available
+
+    return ["native", "torch"] if native_available() else ["torch"]
+
+
+SAMPLER_PATHS = _sampler_paths()
+
+
+@pytest.mark.parametrize("path", SAMPLER_PATHS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shots", [100, 1024, 20])
 @pytest.mark.parametrize("p", [0.002, 0.03, 0.12, 0.3, 0.5, 0.97, 0.995])
-def test_shot_counts_follow_the_binomial(shots, p, dtype):
+def test_shot_counts_follow_the_binomial(shots, p, dtype, path):
     """Chi-square of 20,000 counts against scipy's Binomial(shots, p) pmf, bins merged
     to expected counts >= 20: both regimes (inversion below N min(P, 1-P) = 20, in
     float32 as training runs it and in float64, the Cornish-Fisher count above) must be
-    indistinguishable from exact sampling."""
-    _check_binomial(shots, p, 20_000, seed=int(p * 1000) + shots, dtype=dtype)
+    indistinguishable from exact sampling, on either implementation."""
+    _check_binomial(shots, p, 20_000, seed=int(p * 1000) + shots, dtype=dtype, path=path)
 
 
+@pytest.mark.parametrize("path", SAMPLER_PATHS)
 @pytest.mark.parametrize("shots, p", [(1024, 0.015), (1024, 0.985), (100, 0.15)])
-def test_inversion_counts_past_its_first_pass(shots, p):
-    """Means near 20 (counts past the inversion's FIRST_STEPS, continued by its second
-    pass) in float32, a million draws, and the second pass's share is not empty."""
-    from superpos_cli.quantum.backends.shots import EXACT_BELOW, FIRST_STEPS
+def test_inversion_counts_past_its_first_chunks(shots, p, path):
+    """Means near 20 (counts past the inversion's first three chunks of steps, where
+    every lane of a block must continue) in float32, a million draws."""
+    from superpos_cli.quantum.backends.shots import _STEP_CHUNK, EXACT_BELOW
 
-    assert min(p, 1 - p) * shots < EXACT_BELOW and stats_sf_above(shots, min(p, 1 - p), FIRST_STEPS) > 1e-3
-    _check_binomial(shots, p, 1_000_000, seed=7 + shots, dtype=torch.float32)
+    assert min(p, 1 - p) * shots < EXACT_BELOW and stats_sf_above(shots, min(p, 1 - p), 3 * _STEP_CHUNK) > 1e-3
+    _check_binomial(shots, p, 1_000_000, seed=7 + shots, dtype=torch.float32, path=path)
 
 
 def stats_sf_above(shots, p, k):
@@ -323,46 +336,124 @@ def stats_sf_above(shots, p, k):
     return stats.binom.sf(k - 1, shots, p)
 
 
+@pytest.mark.parametrize("path", SAMPLER_PATHS)
 @pytest.mark.parametrize("shots, p", [(100, 0.2), (1024, 0.0196), (1024, 0.98)])
-def test_cornish_fisher_is_indistinguishable_at_its_threshold(shots, p):
+def test_cornish_fisher_is_indistinguishable_at_its_threshold(shots, p, path):
     """A million counts at a mean just above 20, where the approximation starts: a test
     that tells the second-order (skewness-only) version apart (p ~ 3e-6 here)."""
     from superpos_cli.quantum.backends.shots import EXACT_BELOW
 
     assert min(p, 1 - p) * shots >= EXACT_BELOW
-    _check_binomial(shots, p, 1_000_000, seed=shots)
+    _check_binomial(shots, p, 1_000_000, seed=shots, path=path)
+
+
+@pytest.mark.parametrize("path", SAMPLER_PATHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_each_count_is_its_regimes_formula_at_the_drawn_variates(dtype, path):
+    """Independently of the sampler's code: with its variates (the normal and the
+    uniform each element draws from the call's seeds), a count is scipy's binomial
+    quantile at the uniform where N min(P, 1 - P) < EXACT_BELOW and the Cornish-Fisher
+    count (numpy, float64) at the normal elsewhere, on both sides of the threshold,
+    at both tails, over more than one block, with alpha x folded in."""
+    from scipy import stats
+
+    from superpos_cli.quantum.backends import shots as S
+
+    n, count = 1024, 3000
+    gen = torch.Generator().manual_seed(5)
+    means = torch.rand(count, generator=gen, dtype=torch.float64) * 40  # 0..40 around EXACT_BELOW = 20
+    prob = torch.where(torch.arange(count) % 2 == 0, means / n, 1 - means / n)
+    x = torch.randn(count, generator=gen, dtype=torch.float64)
+    v = (prob + 0.25 * x).to(dtype)
+    prob = (v - 0.25 * x.to(dtype)).clamp(0, 1).double().numpy()  # P as the sampler sees it
+    seeds = S._seeds(torch.Generator().manual_seed(9))
+    out = S.sample_estimate(v, x.to(dtype), 0.25, n, torch.Generator().manual_seed(9), path=path)
+    counts = np.round((out.double() - 0.25 * x.to(dtype).double()).numpy() * n)
+    z = S._normals(seeds[0], count, dtype, "cpu").double().numpy()
+    u = S._uniforms(seeds[1], torch.arange(count), dtype).double().numpy()
+    mean = prob * n
+    small = np.minimum(mean, n - mean) < S.EXACT_BELOW
+    assert 0.3 < small.mean() < 0.7
+    q = np.where(prob > 0.5, 1 - prob, prob)
+    inverted = stats.binom.ppf(u, n, q)
+    inverted = np.where(prob > 0.5, n - inverted, inverted)
+    sd = np.sqrt(mean * (1 - prob))
+    g, k = (1 - 2 * prob) / sd, (1 - 6 * prob * (1 - prob)) / sd**2
+    quantile = z + g * (z**2 - 1) / 6 + k * (z**3 - 3 * z) / 24 - g**2 * (2 * z**3 - 5 * z) / 36
+    approximated = np.clip(np.floor(mean + sd * quantile + 0.5), 0, n)
+    expected = np.where(small, inverted, approximated)
+    # float32 rounds P, the CDF and the expansion: a count may land on a neighbour
+    agree = (counts == expected).mean() if dtype == torch.float64 else (np.abs(counts - expected) <= 1).mean()
+    assert agree == 1.0 if dtype == torch.float64 else agree > 0.999
+    assert (counts[small] == expected[small]).mean() > (0.9999 if dtype == torch.float64 else 0.995)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_approximation_starts_at_exact_below(dtype):
-    """Marked for inversion just below a mean of EXACT_BELOW, approximated just above,
-    at either tail."""
-    from superpos_cli.quantum.backends.shots import EXACT_BELOW, _estimate_kernel
+def test_the_native_and_torch_samplers_draw_the_same_counts(dtype):
+    """The C sampler against its torch twin at the same seeds: the same count for every
+    element (NaN kept, P clamped, sizes across block edges), on one thread or two."""
+    from superpos_cli.quantum.backends import shots as S
 
-    shots = 1024.0
-    means = torch.tensor([EXACT_BELOW - 0.01, EXACT_BELOW + 0.01], dtype=dtype)
-    for prob in (means / shots, 1 - means / shots):
-        zero = torch.zeros_like(prob)
-        estimate, any_exact = _estimate_kernel(prob, zero, zero, torch.tensor(0.0, dtype=dtype),
-                                               torch.tensor(shots, dtype=dtype))
-        assert bool(any_exact) and estimate.isnan().tolist() == [True, False]
+    if not S.native_available(dtype):
+        pytest.skip("no C compiler here: the torch path is the only one")
+    for size in (1, 1023, 1025, 5000):
+        gen = torch.Generator().manual_seed(size)
+        x = torch.randn(size, generator=gen, dtype=dtype)
+        v = torch.rand(size, generator=gen, dtype=dtype) ** 3 + 0.25 * x
+        v[:: 97] = float("nan")
+        v[1:: 89] = 1.5 + 0.25 * x[1:: 89]
+        c, t = (S.sample_estimate(v, x, 0.25, 1024, torch.Generator().manual_seed(1), path=path)
+                for path in ("native", "torch"))
+        torch.testing.assert_close(((c - 0.25 * x) * 1024).round(), ((t - 0.25 * x) * 1024).round(),
+                                   rtol=0, atol=0, equal_nan=True)
+        seeds = (3, 4)
+        one, two = (S._native_estimate(S._native_kernel(dtype), v, x, 0.25, 1024, seeds, threads=k) for k in (1, 2))
+        torch.testing.assert_close(one, two, rtol=0, atol=0, equal_nan=True)
 
 
-def test_a_nan_readout_stays_nan_under_shots():
+def test_the_native_sampler_builds_where_there_is_a_compiler():
+    import shutil
+
+    from superpos_cli.quantum.backends.shots import native_available
+
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler")
+    assert native_available(torch.float32) and native_available(torch.float64)
+
+
+def test_splitmix_is_the_reference_generator():
+    """The torch bits (int64 products wrapping) against numpy's uint64 arithmetic and
+    splitmix64's published first output for seed 0."""
+    from superpos_cli.quantum.backends.shots import GOLDEN, splitmix
+
+    assert int(splitmix(0, torch.tensor([1]))[0]) & (2**64 - 1) == 0xE220A8397B1DCDAF
+    gen = np.random.default_rng(0)
+    counters = gen.integers(0, 2**62, 1000, dtype=np.int64)
+    seed = int(gen.integers(0, 2**63 - 1))
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + counters.astype(np.uint64) * np.uint64(GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    assert np.array_equal(splitmix(seed, torch.from_numpy(counters)).numpy().view(np.uint64), z)
+
+
+@pytest.mark.parametrize("path", SAMPLER_PATHS)
+def test_a_nan_readout_stays_nan_under_shots(path):
     from superpos_cli.quantum.backends.shots import sample_estimate
 
     v = torch.tensor([0.5, float("nan"), 0.001, 0.3])
-    out = sample_estimate(v, torch.zeros(4), 0.0, 1024, torch.Generator().manual_seed(0))
+    out = sample_estimate(v, torch.zeros(4), 0.0, 1024, torch.Generator().manual_seed(0), path=path)
     assert out[1].isnan() and not out[[0, 2, 3]].isnan().any()
 
 
-def _check_binomial(shots, p, draws, seed, dtype=torch.float64):
+def _check_binomial(shots, p, draws, seed, dtype=torch.float64, path="auto"):
     from scipy import stats
 
     from superpos_cli.quantum.backends.shots import sample_counts
 
     gen = torch.Generator().manual_seed(seed)
-    counts = sample_counts(torch.full((draws,), p, dtype=dtype), shots, gen).double().numpy()
+    counts = sample_counts(torch.full((draws,), p, dtype=dtype), shots, gen, path=path).double().numpy()
     assert np.allclose(counts, counts.round()) and counts.min() >= 0 and counts.max() <= shots
     expected = stats.binom.pmf(np.arange(shots + 1), shots, p) * draws
     observed = np.bincount(counts.astype(int), minlength=shots + 1).astype(float)
