@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from superpos_cli.cli.app import app
@@ -62,6 +63,18 @@ def test_profile_table_for_selected_parts():
     assert result.exit_code == 0, result.output
     assert "per epoch" in result.output and "break-even" in result.output
     assert "circuit evaluation" not in result.output
+
+
+def test_noise_rows_time_one_circuit_with_and_without_noise():
+    """Every variant shares the projections, and every circuit variant theta and phi."""
+    from superpos_cli.experiments.profile_noise import REFERENCE, attention_modules
+
+    modules = attention_modules(16, 2, 2, 1, device=None)
+    reference = modules[REFERENCE].state_dict()
+    assert len(modules) >= 6
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, reference[key]), (name, key)
 
 
 def test_profile_shows_noise_and_preparation_tables():

@@ -4,7 +4,7 @@
 :class:`QuantumAttention` at one shape, classical (Phi off), noiseless fourier
 (``real`` and ``prob`` readouts), noisy fourier (depolarizing, readout error, a device
 snapshot when the ``devices`` extra is installed) and shot-sampled fourier, the same
-weights and inputs, interleaved by round; each round's ratios are to that round's
+weights, circuit angles and inputs, interleaved by round; each round's ratios are to that round's
 noiseless ``prob`` sample (the readout the noisy circuits must use).
 
 ``profile_preparation`` (profile part ``preparation``): the per-step cost of the
@@ -51,20 +51,32 @@ def attention_variants(noise: str = NOISE, shots: int = SHOTS, device: str | Non
     return variants
 
 
+def attention_modules(d_model: int, n_heads: int, n_qubits: int, depth: int, noise: str = NOISE, shots: int = SHOTS,
+                      device: str | None = DEVICE) -> dict[str, QuantumAttention]:
+    """name -> the variant's attention layer: one set of projections for all, and one
+    circuit's theta, phi for every variant with a circuit, so a row's ratio is what its
+    noise or shots cost (the sampler's cost still grows with the share of scores whose
+    expected count is small, which the angles set)."""
+    torch.manual_seed(SEED)
+    classical = QuantumAttention(d_model, n_heads)
+    reference = QuantumAttention(d_model, n_heads, circuit=CircuitSpec(n_qubits=n_qubits, depth=depth, readout="prob"))
+    angles = {"theta": reference.theta.detach(), "phi": reference.phi.detach()}
+    modules = {}
+    for name, kwargs in attention_variants(noise, shots, device).items():
+        circuit = None if kwargs is None else CircuitSpec(n_qubits=n_qubits, depth=depth, **kwargs)
+        modules[name] = QuantumAttention(d_model, n_heads, circuit=circuit, backend="fourier")
+        modules[name].load_state_dict({**classical.state_dict(), **(angles if circuit else {})}, strict=False)
+    return modules
+
+
 def profile_noisy_attention(shape: tuple[int, int, int, int] = (32, 4, 64, 16), n_qubits: int = 4, depth: int = 2,
                             repeats: int = 5, inner: int = 5, noise: str = NOISE, shots: int = SHOTS,
                             device: str | None = DEVICE) -> list[dict]:
     """One row per variant: seconds per forward+backward (median of ``inner`` calls per
     round) and min/median/max over rounds of its ratio to the noiseless prob path."""
     B, H, T, d_k = shape
-    torch.manual_seed(SEED)
     d_model = H * d_k
-    classical = QuantumAttention(d_model, H)
-    modules = {}
-    for name, kwargs in attention_variants(noise, shots, device).items():
-        circuit = None if kwargs is None else CircuitSpec(n_qubits=n_qubits, depth=depth, **kwargs)
-        modules[name] = QuantumAttention(d_model, H, circuit=circuit, backend="fourier")
-        modules[name].load_state_dict(classical.state_dict(), strict=False)
+    modules = attention_modules(d_model, H, n_qubits, depth, noise, shots, device)
     x = torch.randn(B, T, d_model)  # (B, T, D)
 
     def call(module):
