@@ -332,10 +332,12 @@ def test_a_compiler_failure_falls_back_to_eager_kernels_once(user, monkeypatch):
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("degree", range(1, 5))
-def test_power_basis_matches_clenshaw_with_gradients(degree, dtype, tol):
-    """Degrees up to POWER_BASIS_MAX_DEGREE run the power-basis kernels: value, d/dx and
-    d/dcoef must equal the Clenshaw kernels (eager, float64) on the same inputs."""
+def test_power_basis_matches_clenshaw_with_gradients(degree, dtype, tol, monkeypatch):
+    """Degrees up to POWER_BASIS_MAX_DEGREE run the power-basis kernels (the torch path):
+    value, d/dx and d/dcoef must equal the Clenshaw kernels (eager, float64) on the same inputs."""
     from superpos_cli.quantum.backends import fourier as fourier_mod
+
+    monkeypatch.setattr(fourier_mod, "NATIVE", False)
 
     assert degree <= fourier_mod.POWER_BASIS_MAX_DEGREE
     gen = torch.Generator().manual_seed(degree)
@@ -382,6 +384,7 @@ def test_small_calls_run_eagerly_and_larger_ones_compiled(monkeypatch):
         calls.append((name, args[0].numel()))
         return fourier._DIRECT.run(name, args)
 
+    monkeypatch.setattr(fourier, "NATIVE", False)  # the torch kernels' dispatch (CUDA, no compiler)
     monkeypatch.setattr(fourier, "COMPILE", True)
     monkeypatch.setattr(fourier, "EAGER_UP_TO", 1000)
     monkeypatch.setattr(fourier, "_run", compiled)
@@ -405,7 +408,8 @@ def test_small_calls_run_eagerly_and_larger_ones_compiled(monkeypatch):
 def test_evaluations_of_any_size_give_the_training_kernels_values(above, eager_up_to, monkeypatch):
     """No-grad evaluations take the value-only kernel above VALUE_KERNEL_ABOVE scores
     and the training kernel below it: the same float operations, so the same bits,
-    compiled and eager alike."""
+    compiled and eager alike (the torch kernels; trig_kernels.c has one kernel for both)."""
+    monkeypatch.setattr(fourier, "NATIVE", False)
     monkeypatch.setattr(fourier, "EAGER_UP_TO", eager_up_to)
     gen = torch.Generator().manual_seed(4)
     theta, phi = torch.rand(2, 4, generator=gen) * 3, torch.rand(2, 4, generator=gen) * 3

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import torch
 
-from superpos_cli.quantum.backends import coefficients
+from superpos_cli.quantum.backends import coefficients, trig_native
 from superpos_cli.quantum.backends.aot import AotKernels
 from superpos_cli.quantum.backends.direct import DirectKernels
 from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype, with_shots
@@ -338,12 +338,19 @@ _AOT = AotKernels(__name__, _KERNELS, _INDUCTOR_OPTIONS)
 VALUE_KERNEL_ABOVE = 1 << 18
 
 
+# CPU tensors run trig_kernels.c (:mod:`.trig_native`) where it builds; the torch kernels
+# above then serve CUDA, machines without a C compiler and ``SUPERPOS_NATIVE=0``. Tests
+# of the torch kernels turn this off.
+NATIVE = True
+
+
 class TrigPolynomial(torch.autograd.Function):
     """y = alpha x + sum_k coef[0, k] cos(k omega x) + coef[1, k] sin(k omega x).
 
     coef: (2, F+1). ``alpha`` lets attention fold its scaled score into the same pass
     (logits = scores / sqrt(d_k) + Phi(scores)). Backward: the analytic derivative in
-    x and the coefficient gradient sum_b g_b (cos k w_b, sin k w_b). Degrees up to
+    x and the coefficient gradient sum_b g_b (cos k w_b, sin k w_b). On CPU the C
+    kernels of :mod:`.trig_native` (only x is saved); elsewhere degrees up to
     :data:`POWER_BASIS_MAX_DEGREE` run the power-basis kernels, higher ones Clenshaw.
     """
 
@@ -354,6 +361,13 @@ class TrigPolynomial(torch.autograd.Function):
         # evaluation share one compiled graph (no recompile on the first eval).
         flat, coef = x.detach().reshape(-1), coef.detach()
         degree = coef.shape[1] - 1
+        native = trig_native.kernels(flat, degree) if NATIVE else None
+        if native is not None:  # CPU: one C pass each way, any degree (trig_native)
+            coef = coef.to(x.dtype).contiguous()
+            if any(ctx.needs_input_grad[:2]):
+                ctx.native, ctx.native_coef = native, coef
+                ctx.save_for_backward(x)
+            return native.forward(flat, coef, omega, alpha).view(x.shape)
         if degree > POWER_BASIS_MAX_DEGREE:
             ctx.save_for_backward(x, coef)
             return _kernel("forward", flat, coef, omega, alpha).view(x.shape)
@@ -373,7 +387,11 @@ class TrigPolynomial(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         grad = grad.detach().contiguous().reshape(-1)
-        if not hasattr(ctx, "power"):  # Clenshaw (degree > POWER_BASIS_MAX_DEGREE)
+        if hasattr(ctx, "native"):
+            (x,) = ctx.saved_tensors
+            grad_x, moments = ctx.native.backward(x.detach().reshape(-1), grad, ctx.native_coef, ctx.omega,
+                                                  ctx.alpha)
+        elif not hasattr(ctx, "power"):  # Clenshaw (degree > POWER_BASIS_MAX_DEGREE)
             x, coef = ctx.saved_tensors
             grad_x, moments = _kernel("backward", x.detach().reshape(-1), grad, coef.detach(), ctx.omega, ctx.alpha)
         else:

@@ -92,7 +92,9 @@ def _build(compiler: str, source: Path, command: list[str], target: Path) -> Non
         done = subprocess.run([compiler, *command, str(source), "-o", partial, *LIBS], capture_output=True,
                               text=True, timeout=120)
         if done.returncode != 0:
-            raise OSError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+            lines = done.stderr.strip().splitlines()
+            errors = [line for line in lines if "error" in line] or lines or [f"exit {done.returncode}"]
+            raise OSError(errors[0])  # the first error names the file and line
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):

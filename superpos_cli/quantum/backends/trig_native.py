@@ -1,0 +1,87 @@
+"""The trigonometric polynomial of :mod:`.fourier` in C (``trig_kernels.c``), for CPU tensors.
+
+At textcls's sizes (56k scores a layer) torch's eager kernels cost ~12 passes over memory
+and ~200 us a call each way, inductor's fused ones a compile of 5-20 s a process (or an
+ahead-of-time build per machine); the C pass runs both directions in one loop each,
+compiled in about 0.3 s at first use by :mod:`.native`. Any degree runs (up to
+:data:`MAX_DEGREE`); the backward recomputes cos and sin from x, so only x is saved.
+
+Returns None from :func:`kernels` where there is no compiler or ``SUPERPOS_NATIVE=0``;
+:mod:`.fourier` then runs its torch kernels, which compute the same polynomial.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import torch
+
+from superpos_cli.quantum.backends import native
+
+_SOURCE = Path(__file__).with_name("trig_kernels.c")
+MAX_DEGREE = 64  # trig_kernels.c's MAX_DEGREE
+# Below this many scores per thread a second thread costs more than it saves (the C
+# side runs calls under 16384 scores on one thread regardless).
+_MIN_PER_THREAD = 16384
+_DTYPES = (torch.float32, torch.float64)
+
+
+class TrigKernels:
+    """ctypes entry points of trig_kernels.c for one dtype."""
+
+    def __init__(self, library: ctypes.CDLL, dtype: torch.dtype):
+        real = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
+        p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        self._forward = library.trig_forward
+        self._forward.restype = i32
+        self._forward.argtypes = [p, p, i64, p, i32, real, real, i32]
+        self._backward = library.trig_backward
+        self._backward.restype = i32
+        self._backward.argtypes = [p, p, p, p, i64, p, i32, real, real, i32]
+
+    @staticmethod
+    def _threads(n: int) -> int:
+        return max(1, min(torch.get_num_threads(), n // _MIN_PER_THREAD))
+
+    def forward(self, x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float,
+                threads: int | None = None) -> torch.Tensor:
+        """y = alpha x + sum_k coef[0, k] cos(k omega x) + coef[1, k] sin(k omega x); x flat, contiguous;
+        coef (2, F+1) contiguous in x's dtype. The same bits on any number of ``threads``."""
+        y = torch.empty_like(x)
+        status = self._forward(x.data_ptr(), y.data_ptr(), x.numel(), coef.data_ptr(), coef.shape[1] - 1,
+                               omega, alpha, threads or self._threads(x.numel()))  # ctypes releases the GIL
+        _check(status)
+        return y
+
+    def backward(self, x: torch.Tensor, grad: torch.Tensor, coef: torch.Tensor, omega: float,
+                 alpha: float, threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grad * dy/dx, moments (2, F+1) float64: sum grad cos(k w), sum grad sin(k w))."""
+        grad_x = torch.empty_like(x)
+        moments = torch.empty(2, coef.shape[1], dtype=torch.float64)
+        status = self._backward(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), moments.data_ptr(), x.numel(),
+                                coef.data_ptr(), coef.shape[1] - 1, omega, alpha,
+                                threads or self._threads(x.numel()))
+        _check(status)
+        return grad_x, moments
+
+
+def _check(status: int) -> None:
+    if status == -1:
+        raise ValueError(f"trig_kernels.c takes degrees up to {MAX_DEGREE}")
+    if status:
+        raise MemoryError("trig_kernels.c could not allocate its block sums")
+
+
+@functools.lru_cache(maxsize=None)
+def _load(dtype: torch.dtype) -> TrigKernels | None:
+    library = native.load(_SOURCE, ("SINGLE",) if dtype == torch.float32 else ())
+    return None if library is None else TrigKernels(library, dtype)
+
+
+def kernels(x: torch.Tensor, degree: int) -> TrigKernels | None:
+    """The C kernels for scores ``x`` (CPU, float32/float64) of polynomial ``degree``, or None."""
+    if x.device.type != "cpu" or x.dtype not in _DTYPES or degree > MAX_DEGREE:
+        return None
+    return _load(x.dtype)
