@@ -31,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from superpos_cli.quantum.backends import circuit_native
 from superpos_cli.quantum.circuit import CircuitSpec
 from superpos_cli.quantum.gates import cnot_permutation, hamming_weight, y_eigenbasis
 
@@ -181,6 +182,23 @@ def group_coefficients_and_jacobian(spec: CircuitSpec, omega: float, degree: int
 
 
 def _simulate(spec: CircuitSpec, omega: float, degree: int, angles: np.ndarray):
+    """(coef (G, 2, F+1), jacobian (G, 2Dn, 2, F+1)) for angles (G, 2, D, n): in C where it
+    builds (:mod:`.circuit_native`, one call), else the numpy simulation below."""
+    native = circuit_native.kernel(angles.dtype.type) if NATIVE else None
+    if native is not None:
+        coef = native(spec, omega, degree, angles, _constants(spec, omega, degree, angles.dtype.type),
+                      _initial_state(spec, omega, degree, angles.dtype.type))
+        coef = coef.reshape(len(angles), -1, 2, degree + 1)  # (G, P, 2, F+1)
+        return coef[:, 0], coef[:, 1:] * 0.5
+    return _simulate_numpy(spec, omega, degree, angles)
+
+
+# The coefficient simulation runs circuit_kernels.c where it builds; tests of the numpy
+# path (and the comparison of both) turn this off.
+NATIVE = True
+
+
+def _simulate_numpy(spec: CircuitSpec, omega: float, degree: int, angles: np.ndarray):
     real = angles.dtype.type  # float32 or float64: the precision of every array below
     gate_map, inner, last, start, shift_index, shifts, readout_map = _constants(spec, omega, degree, real)
     cplx = np.result_type(real, np.complex64).type
@@ -244,31 +262,40 @@ class CircuitCoefficients(torch.autograd.Function):
 class GroupCoefficients(torch.autograd.Function):
     """(theta_1, phi_1, ..., theta_G, phi_G) -> (coef_1, ..., coef_G), one simulation for all.
 
-    For models with several quantum layers of one circuit spec: one numpy pass and one
-    autograd node per step instead of one each per layer.
+    For models with several quantum layers of one circuit spec: one simulation and one
+    autograd node per step instead of one each per layer. Both directions work in numpy
+    on CPU: at these sizes (a few hundred numbers) each torch op's fixed cost (5-10 us,
+    10x that right after the step's large matrix products) is most of the time.
     """
 
     @staticmethod
     def forward(ctx, spec: CircuitSpec, omega: float, degree: int, *angles):
-        # (theta_1, phi_1, ...) -> (G, 2, D, n) in one stack; few small ops, since
-        # at the paper's sizes this wrapper's per-op cost rivals the simulation's.
         thetas = angles[0::2]
-        stacked = torch.stack(angles).detach().cpu().numpy().reshape(len(thetas), 2, *thetas[0].shape)
+        device, dtype = thetas[0].device, thetas[0].dtype  # callers group by dtype
+        on_cpu = device.type == "cpu"
+        if on_cpu:
+            stacked = np.stack([a.detach().numpy() for a in angles])
+        else:
+            stacked = torch.stack(angles).detach().cpu().numpy()
+        stacked = stacked.reshape(len(thetas), 2, *thetas[0].shape)  # (G, 2, D, n)
         coef, jacobian = group_coefficients_and_jacobian(spec, omega, degree, stacked)
-        device = thetas[0].device
-        ctx.jacobian = torch.from_numpy(jacobian.reshape(*jacobian.shape[:2], -1)).to(device)  # (G, 2Dn, 2(F+1))
-        ctx.meta = thetas[0].shape, [(t.dtype, p.dtype) for t, p in zip(thetas, angles[1::2])]
-        out = torch.from_numpy(coef).to(device, thetas[0].dtype)  # callers group by dtype
-        return tuple(c.clone() for c in out.unbind(0))  # separate tensors, not views of one
+        ctx.jacobian = jacobian.reshape(*jacobian.shape[:2], -1)  # (G, 2Dn, 2(F+1)) numpy
+        ctx.meta = thetas[0].shape, [(t.dtype, p.dtype) for t, p in zip(thetas, angles[1::2])], device
+        if on_cpu:  # one tensor per layer over its own slice of coef: separate tensors, not views of one
+            return tuple(torch.from_numpy(c).to(dtype) for c in coef)
+        out = torch.from_numpy(coef).to(device, dtype)
+        return tuple(c.clone() for c in out.unbind(0))
 
     @staticmethod
     def backward(ctx, *grads):
         jacobian = ctx.jacobian  # (G, 2Dn, 2(F+1))
-        shape, dtypes = ctx.meta
-        g = torch.stack([torch.zeros(jacobian.shape[-1], dtype=jacobian.dtype, device=jacobian.device)
-                         if grad is None else grad.detach().reshape(-1) for grad in grads]).to(jacobian.dtype)
-        flat = torch.bmm(jacobian, g.unsqueeze(-1)).view(len(grads), 2, *shape)  # (G, theta/phi, D, n)
+        shape, dtypes, device = ctx.meta
+        g = np.zeros(jacobian.shape[::2], dtype=jacobian.dtype)  # (G, 2(F+1))
+        for i, grad in enumerate(grads):
+            if grad is not None:
+                g[i] = grad.detach().reshape(-1).cpu().numpy()
+        flat = np.matmul(jacobian, g[:, :, None]).reshape(len(grads), 2, *shape)  # (G, theta/phi, D, n)
         out = [None, None, None]
         for f, (theta_dtype, phi_dtype) in zip(flat, dtypes):
-            out += [f[0].to(theta_dtype), f[1].to(phi_dtype)]
+            out += [torch.from_numpy(f[0]).to(device, theta_dtype), torch.from_numpy(f[1]).to(device, phi_dtype)]
         return tuple(out)

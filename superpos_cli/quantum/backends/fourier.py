@@ -25,6 +25,7 @@ import math
 import warnings
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from superpos_cli.quantum.backends import coefficients, trig_native
@@ -37,6 +38,7 @@ class SpectralFallbackWarning(UserWarning):
     """The fourier backend evaluated a readout without a finite spectrum via torch."""
 
 
+@lru_cache(maxsize=None)  # called per layer and step; n_encodings walks the circuit's ops
 def spectrum(spec: CircuitSpec) -> tuple[float, int] | None:
     """(omega, F): the readout is a trig polynomial of degree F in w = omega * x; None
     when it has no finite spectrum."""
@@ -403,6 +405,37 @@ class TrigPolynomial(torch.autograd.Function):
         return grad_x.view(ctx.shape), moments if moments.dtype == dtype else moments.to(dtype), None, None
 
 
+class AngleReadout(torch.autograd.Function):
+    """(x, theta, phi) -> TrigPolynomial(x) with coefficients from a simulation done beforehand,
+    one autograd node: backward gives x's gradient and the angles' (jacobian^T moments).
+
+    For layers prepared together on CPU (:func:`prepare_group`): their coefficients and
+    Jacobians come from one no-grad simulation, so a step has no coefficient node at all. In
+    training the coefficient node's forward and backward (an autograd Function's bookkeeping
+    and a few torch ops, each 5-10x its usual cost right after the step's large matrix
+    products) took longer than the simulation. ``coef`` (2, F+1) in x's dtype, detached;
+    ``jacobian`` numpy (2Dn, 2(F+1)); ``native`` the :class:`.trig_native.TrigKernels`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, theta, phi, coef, jacobian, native, omega: float, alpha: float):
+        flat = x.detach().view(-1)  # detached, so kept on ctx rather than saved for autograd
+        if jacobian.dtype != native.numpy_dtype:
+            jacobian = jacobian.astype(native.numpy_dtype)
+        ctx.state = flat, x.shape, coef, jacobian, native, omega, alpha, (2, *theta.shape), theta.dtype, phi.dtype
+        return native.forward(flat, coef, omega, alpha).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        flat, x_shape, coef, jacobian, native, omega, alpha, shape, theta_dtype, phi_dtype = ctx.state
+        grad = grad.reshape(-1) if grad.is_contiguous() else grad.contiguous().view(-1)
+        grad_x, angles = native.backward_angles(flat, grad, coef, omega, alpha, jacobian, shape)  # (theta/phi, D, n)
+        g_theta, g_phi = angles.unbind(0)
+        if g_theta.dtype != theta_dtype or g_phi.dtype != phi_dtype:
+            g_theta, g_phi = g_theta.to(theta_dtype), g_phi.to(phi_dtype)
+        return grad_x.view(x_shape), g_theta, g_phi, None, None, None, None, None
+
+
 # No-grad evaluation prepares the same angles again and again (every batch of an
 # evaluation pass): reuse the last coefficients per spec while the angles are equal.
 _EVAL_CACHE: dict[tuple, tuple] = {}
@@ -446,15 +479,21 @@ class FourierCircuit:
         # f = Re sum C_k e^{ikw} = sum Re C_k cos kw - Im C_k sin kw
         self.coefficients = torch.stack([coef.real, -coef.imag]).to(theta.dtype)  # (2, F+1)
 
+    _jacobian = None  # numpy (2Dn, 2(F+1)) d coef / d angles, where the coefficients are detached
+
     @classmethod
-    def from_coefficients(cls, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, coef: torch.Tensor):
-        """A circuit whose coefficients were computed elsewhere (:func:`prepare_group`)."""
+    def from_coefficients(cls, spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor, coef: torch.Tensor,
+                          jacobian=None):
+        """A circuit whose coefficients were computed elsewhere (:func:`prepare_group`): either
+        differentiable in the angles, or detached with their ``jacobian`` (numpy, (2Dn, 2(F+1))),
+        which :meth:`evaluate` then applies in its own backward."""
         self = cls.__new__(cls)
         self.spec = spec
         self.omega, self.degree = spectrum(spec)
         self._angles = theta, phi
         self._sampler = None
         self.coefficients = coef
+        self._jacobian = jacobian
         return self
 
     def _torch_circuit(self) -> TorchCircuit:
@@ -464,7 +503,17 @@ class FourierCircuit:
         return self._sampler
 
     def evaluate(self, x: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
-        """x (...) -> readout (...) [+ alpha x], differentiable in x and the coefficients."""
+        """x (...) -> readout (...) [+ alpha x], differentiable in x and the coefficients (or,
+        for circuits carrying a Jacobian, in the angles directly)."""
+        if self._jacobian is not None and torch.is_grad_enabled():
+            theta, phi = self._angles
+            native = trig_native.kernels(x, self.degree) if NATIVE else None
+            if native is not None:
+                return AngleReadout.apply(x.contiguous(), theta, phi, self.coefficients.to(x.dtype).contiguous(),
+                                          self._jacobian, native, self.omega, alpha)
+            # x the C kernels do not take (another dtype): differentiable coefficients instead
+            coef = coefficients.CircuitCoefficients.apply(theta, phi, self.spec, self.omega, self.degree)
+            return TrigPolynomial.apply(x.contiguous(), coef.to(x.dtype), self.omega, alpha)
         return TrigPolynomial.apply(x.contiguous(), self.coefficients.to(x.dtype), self.omega, alpha)
 
     def statevector(self, x: torch.Tensor) -> torch.Tensor:
@@ -527,6 +576,13 @@ def prepare_group(spec: CircuitSpec, angles) -> list[FourierCircuit] | None:
     if fallback_reason(spec) is not None or not coefficients.fits(spec) or len(angles) < 2:
         return None
     omega, degree = spectrum(spec)
+    if NATIVE and all(a.device.type == "cpu" for pair in angles for a in pair):
+        # One no-grad simulation; each circuit applies its Jacobian itself (AngleReadout).
+        stacked = np.stack([np.stack([t.detach().numpy(), p.detach().numpy()]) for t, p in angles])  # (G, 2, D, n)
+        coef, jacobian = coefficients.group_coefficients_and_jacobian(spec, omega, degree, stacked)
+        jacobian = jacobian.reshape(*jacobian.shape[:2], -1)  # (G, 2Dn, 2(F+1))
+        return [FourierCircuit.from_coefficients(spec, t, p, torch.from_numpy(c).to(t.dtype), j)
+                for (t, p), c, j in zip(angles, coef, jacobian)]
     flat = [a for pair in angles for a in pair]
     coefs = coefficients.GroupCoefficients.apply(spec, omega, degree, *flat)
     return [FourierCircuit.from_coefficients(spec, t, p, c) for (t, p), c in zip(angles, coefs)]

@@ -312,3 +312,19 @@ int trig_backward(const real *x, const real *g, real *grad_x, double *moments, i
     free(partial);
     return 0;
 }
+
+/* trig_backward, then the angles' gradient angles[i] = sum_j jacobian[i, j] moments[j] for the
+   coefficients' Jacobian (n_angles, 2 (F+1)) (fourier.AngleReadout: one call per backward). */
+int trig_backward_angles(const real *x, const real *g, real *grad_x, double *moments, int64_t n, const real *coef,
+                         int degree, real omega, real alpha, int threads, const real *jacobian, int n_angles,
+                         real *angles) {
+    int status = trig_backward(x, g, grad_x, moments, n, coef, degree, omega, alpha, threads);
+    if (status) return status;
+    const int width = 2 * (degree + 1);
+    for (int i = 0; i < n_angles; i++) {
+        double sum = 0;
+        for (int j = 0; j < width; j++) sum += (double)jacobian[(size_t)i * width + j] * moments[j];
+        angles[i] = (real)sum;
+    }
+    return 0;
+}

@@ -16,6 +16,7 @@ import ctypes
 import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from superpos_cli.quantum.backends import native
@@ -40,6 +41,11 @@ class TrigKernels:
         self._backward = library.trig_backward
         self._backward.restype = i32
         self._backward.argtypes = [p, p, p, p, i64, p, i32, real, real, i32]
+        self._backward_angles = library.trig_backward_angles
+        self._backward_angles.restype = i32
+        self._backward_angles.argtypes = [p, p, p, p, i64, p, i32, real, real, i32, p, i32, p]
+        self.dtype = dtype
+        self.numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
 
     @staticmethod
     def _threads(n: int) -> int:
@@ -65,6 +71,21 @@ class TrigKernels:
                                 threads or self._threads(x.numel()))
         _check(status)
         return grad_x, moments
+
+
+    def backward_angles(self, x: torch.Tensor, grad: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float,
+                        jacobian, angles_shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grad * dy/dx, the angles' gradient jacobian @ moments, shaped ``angles_shape``) in one
+        call; ``jacobian`` a contiguous numpy array (n_angles, 2(F+1)) of x's precision."""
+        grad_x = torch.empty_like(x)
+        moments = torch.empty(2, coef.shape[1], dtype=torch.float64)
+        angles = torch.empty(angles_shape, dtype=x.dtype)
+        status = self._backward_angles(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), moments.data_ptr(),
+                                       x.numel(), coef.data_ptr(), coef.shape[1] - 1, omega, alpha,
+                                       self._threads(x.numel()), jacobian.__array_interface__["data"][0],
+                                       jacobian.shape[0], angles.data_ptr())
+        _check(status)
+        return grad_x, angles
 
 
 def _check(status: int) -> None:
