@@ -6,10 +6,6 @@ import torch
 
 # Small, fast, deterministic: the suite must run on 2 CPU cores in minutes.
 torch.set_num_threads(1)
-# No ahead-of-time kernel packages (superpos_cli/quantum/backends/aot.py) in the suite,
-# subprocesses included: one built mid-run would change later tests' rounding. The
-# package tests turn them on in a folder of their own.
-os.environ["SUPERPOS_AOT"] = "0"
 
 
 @pytest.fixture

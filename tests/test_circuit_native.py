@@ -36,10 +36,11 @@ def test_c_simulation_equals_numpy(spec, real, tol, monkeypatch):
 
 @pytest.mark.parametrize("readout", ["real", "prob"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_grouped_layers_give_the_per_layer_gradients(readout, dtype):
+def test_grouped_layers_give_the_per_layer_gradients(readout, dtype, monkeypatch):
     """prepare_group on CPU (one no-grad simulation, AngleReadout applying each Jacobian)
-    equals prepare() per layer (autograd through CircuitCoefficients) in value and in the
-    gradients of x, theta and phi."""
+    equals prepare() per layer on the torch path (fourier.NATIVE off: autograd through
+    CircuitCoefficients and the torch kernels) in value and in the gradients of x, theta
+    and phi."""
     spec = CircuitSpec(n_qubits=4, depth=2, readout=readout)
     gen = torch.Generator().manual_seed(7)
     angles = [(torch.rand(2, 4, generator=gen, dtype=dtype) * 6 - 3, torch.rand(2, 4, generator=gen, dtype=dtype) * 6 - 3)
@@ -48,6 +49,7 @@ def test_grouped_layers_give_the_per_layer_gradients(readout, dtype):
     weights = torch.randn(3, 700, generator=gen, dtype=dtype)
     results = []
     for grouped in (True, False):
+        monkeypatch.setattr(fourier, "NATIVE", grouped)
         params = [(t.clone().requires_grad_(), p.clone().requires_grad_()) for t, p in angles]
         xs = x.clone().requires_grad_()
         backend = fourier.FourierBackend()

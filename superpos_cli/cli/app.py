@@ -102,10 +102,6 @@ def run() -> None:
         code = done.code
     if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1"):
         sys.exit(code)
-    if code in (0, None) and "torch" in sys.modules:  # a command that never imported torch wanted no kernel
-        from superpos_cli.quantum.backends.aot import start_builder
-
-        start_builder()
     if not isinstance(code, int):  # sys.exit("message") semantics: the message, exit 1
         if code is not None:
             print(code, file=sys.stderr)

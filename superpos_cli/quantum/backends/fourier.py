@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from superpos_cli.quantum.backends import coefficients, trig_native
-from superpos_cli.quantum.backends.aot import AotKernels
 from superpos_cli.quantum.backends.direct import DirectKernels
 from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype, with_shots
 from superpos_cli.quantum.circuit import CircuitSpec
@@ -281,25 +280,16 @@ COMPILE = True
 _INDUCTOR_OPTIONS = {"realize_opcount_threshold": 1000}
 
 
-# Calls of up to this many scores run the eager kernels, so a textcls process (37k
-# scores a training call, at most ~2**18 an evaluation chunk) never compiles. The
-# first compiled kernel of a process cost 5.6 s on a warm inductor cache (dynamo's
-# trace, inductor's import and cache load) and ~20 s more on a cold one; eager costs
-# ~15 ms more per textcls evaluation (~0.9 s a trial) and nothing measurable in
-# training. Main job, warm cache, same code otherwise: 42.3 / 43.8 s eager against
-# 47.2 / 49.0 s compiled (two runs each, interleaved). Larger calls (T=64: 524k
-# scores a call; gsm8k) compile, where the fused kernel is ~10x faster.
+# The torch kernels (CUDA, no C compiler, SUPERPOS_NATIVE=0): calls of up to this many
+# scores run eagerly, larger ones compiled (the first compiled kernel of a process costs
+# 5.6 s on a warm inductor cache, ~20 s more on a cold one; above this size the fused
+# kernel is ~10x faster than eager ops).
 EAGER_UP_TO = 1 << 18
 
 
 def _kernel(name: str, *args):
-    """Kernel ``name`` on ``args`` (the first a flat tensor of scores): from its
-    ahead-of-time package where built (:mod:`.aot`), else eager up to
-    :data:`EAGER_UP_TO` scores and compiled above."""
-    packaged = _AOT.lookup(name, args) if COMPILE else None
-    if packaged is not None:
-        out = packaged(args)
-        return out[0] if _DIRECT.n_outputs[name] == 1 else tuple(out)
+    """Torch kernel ``name`` on ``args`` (the first a flat tensor of scores): eager up to
+    :data:`EAGER_UP_TO` scores, compiled above."""
     if args[0].numel() <= EAGER_UP_TO:
         return _EAGER_KERNELS[name](*args)
     return _run(name, *args)
@@ -325,8 +315,6 @@ _DIRECT = DirectKernels(
      "power_backward": ("c", "s", "grad", "coef", "omega", "alpha")},
     {"forward": 1, "backward": 2, "power_forward": 3, "power_value": 1, "power_backward": 2},
     _INDUCTOR_OPTIONS)
-# The same kernels built once per machine (:mod:`.aot`): no per-process compile at all.
-_AOT = AotKernels(__name__, _KERNELS, _INDUCTOR_OPTIONS)
 
 
 # No-grad evaluations of up to this many scores run the training kernel and drop its
@@ -468,7 +456,14 @@ class FourierCircuit:
         self._sampler = None
         if coefficients.fits(spec):
             if torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad):
-                self.coefficients = coefficients.CircuitCoefficients.apply(theta, phi, spec, self.omega, self.degree)
+                if NATIVE and theta.device.type == "cpu" and phi.device.type == "cpu":
+                    # detached coefficients and their Jacobian: evaluate's AngleReadout applies it
+                    coef, jacobian = coefficients.coefficients_and_jacobian(spec, self.omega, self.degree, theta, phi)
+                    self.coefficients = torch.from_numpy(coef).to(theta.dtype)
+                    self._jacobian = jacobian.reshape(len(jacobian), -1)  # (2Dn, 2(F+1))
+                else:
+                    self.coefficients = coefficients.CircuitCoefficients.apply(theta, phi, spec, self.omega,
+                                                                               self.degree)
             else:
                 self.coefficients = _no_grad_coefficients(spec, self.omega, self.degree, theta, phi)
             return

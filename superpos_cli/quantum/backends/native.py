@@ -3,8 +3,7 @@
 For the few loops no library runs fast enough (:mod:`.shots`: one pass of random bits,
 normals and binomial counts, where torch.randn alone costs twice the whole kernel), a C
 file next to its Python user is compiled with ``$CC`` (default ``cc``) at first use,
-about 0.3 s, into a shared library in the AOT cache (:func:`.aot.cache_dir` /
-``native``), named by a hash of the source, the flags, the compiler's version, the
+about 0.3 s, into a shared library in :func:`_cache_dir`, named by a hash of the source, the flags, the compiler's version, the
 machine and the CPU's flags, so any of these changing builds anew. Builds go to a
 temporary file renamed into place, so concurrent workers never open a half-written one.
 
@@ -17,9 +16,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import getpass
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ from typing import Sequence
 from superpos_cli.cpuinfo import cpu_flags
 
 ENV_SWITCH = "SUPERPOS_NATIVE"
+ENV_DIR = "SUPERPOS_NATIVE_DIR"
 # -fno-trapping-math lets gcc if-convert the clamps (so the loops vectorise); -fno-builtin-*
 # keeps it from fusing sin and cos into sincos, which has no vector variant, so libm's
 # vector functions (libmvec, declared "omp declare simd" in the source) are called;
@@ -59,9 +61,19 @@ def _compiler_version(compiler: str) -> str:
 
 
 def _cache_dir() -> Path:
-    from superpos_cli.quantum.backends.aot import cache_dir
-
-    return cache_dir() / "native"
+    """``$SUPERPOS_NATIVE_DIR``, else next to inductor's cache (``$TORCHINDUCTOR_CACHE_DIR``,
+    else ``<tmp>/torchinductor_<user>``, inductor's default) under ``superpos-native``."""
+    explicit = os.environ.get(ENV_DIR)
+    if explicit:
+        return Path(explicit)
+    inductor = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not inductor:  # inductor's default (torch._inductor.runtime.cache_dir_utils), without importing it
+        try:
+            user = getpass.getuser()
+        except (KeyError, ModuleNotFoundError, OSError):
+            user = f"uid_{os.getuid()}" if hasattr(os, "getuid") else "unknown_user"
+        inductor = os.path.join(tempfile.gettempdir(), "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user))
+    return Path(inductor) / "superpos-native"
 
 
 @functools.lru_cache(maxsize=None)
