@@ -33,9 +33,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def package_digest(root: Path = PACKAGE_ROOT) -> str:
-    """SHA-256 hex digest over the relative paths and bytes of ``root/**/*.py`` and ``*.c``."""
+    """SHA-256 hex digest over the relative paths and bytes of ``root/**/*.py``, ``*.c`` and ``*.h``."""
     digest = hashlib.sha256()
-    for path in sorted([*root.rglob("*.py"), *root.rglob("*.c")]):
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.c"), *root.rglob("*.h")]):
         if "__pycache__" in path.parts:
             continue
         data = path.read_bytes()

@@ -24,23 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef SINGLE
-typedef float real;
-#define COS cosf
-#define SIN sinf
-#pragma omp declare simd notinbranch
-float cosf(float);
-#pragma omp declare simd notinbranch
-float sinf(float);
-#else
-typedef double real;
-#define COS cos
-#define SIN sin
-#pragma omp declare simd notinbranch
-double cos(double);
-#pragma omp declare simd notinbranch
-double sin(double);
-#endif
+#include "native_real.h"
 
 #define AT(j, b) (((size_t)(j) * dim + (b)) * nc) /* first circuit of amplitude (slot j, basis b) */
 

@@ -82,7 +82,8 @@ def load(source: Path, defines: Sequence[str] = ()) -> ctypes.CDLL | None:
     compiler = _compiler() if enabled() else None
     if compiler is None:
         return None
-    text = source.read_bytes()
+    # the source and the headers next to it (its quoted includes)
+    text = b"\0".join([source.read_bytes(), *(h.read_bytes() for h in sorted(source.parent.glob("*.h")))])
     command = [*FLAGS, *(f"-D{d}" for d in defines)]
     key = b"\0".join([text, " ".join(command).encode(), _compiler_version(compiler).encode(),
                       platform.machine().encode(), cpu_flags().encode()])

@@ -13,32 +13,16 @@
  * Compiled twice by native.py: -DSINGLE (float) and without (double).  Work goes in blocks of
  * BLOCK elements; the moments are summed per block (in real within the block, per vector
  * lane) and the block sums added in double in block order, so a call gives the same bits on
- * any thread count.  Degrees up to FIXED_UP_TO run loops specialised to the degree (every
- * value in registers), higher ones a generic loop per k over arrays of the block.  Products
- * meant to fuse are written as MADD (the build passes -ffp-contract=off). */
+ * any thread count.  The forward of degrees up to POWER_UP_TO (the paper's circuit: 4) runs
+ * Horner's rule in the power basis of cos w; other degrees up to FIXED_UP_TO, and every
+ * backward up to it, run loops specialised to the degree (every value in registers), higher
+ * ones a generic loop per k over arrays of the block.  Products meant to fuse are written as
+ * MADD (the build passes -ffp-contract=off). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#ifdef SINGLE
-typedef float real;
-#define COS cosf
-#define MADD __builtin_fmaf
-#define SIN sinf
-#pragma omp declare simd notinbranch
-float cosf(float);
-#pragma omp declare simd notinbranch
-float sinf(float);
-#else
-typedef double real;
-#define COS cos
-#define MADD __builtin_fma
-#define SIN sin
-#pragma omp declare simd notinbranch
-double cos(double);
-#pragma omp declare simd notinbranch
-double sin(double);
-#endif
+#include "native_real.h"
 
 #define BLOCK 512      /* elements per block: 8 arrays of BLOCK doubles are 32 KiB */
 #define MAX_DEGREE 64  /* trig_native.MAX_DEGREE */
@@ -87,6 +71,16 @@ static void sincos_block(const real *x, int len, real omega, real *c, real *s) {
 #endif
 }
 
+/* Element i of the next term of the recurrence: (t0, t1) <- (t1, cos (k+1) w), likewise u for sin. */
+static inline void advance(int i, const real *c, real *t0, real *t1, real *u0, real *u1) {
+    real c2 = 2 * c[i];
+    real t = c2 * t1[i] - t0[i], u = c2 * u1[i] - u0[i];
+    t0[i] = t1[i];
+    t1[i] = t;
+    u0[i] = u1[i];
+    u1[i] = u;
+}
+
 static void forward_block(const real *x, real *y, int len, const real *a, const real *b, int degree,
                           real omega, real alpha) {
     real c[BLOCK], s[BLOCK], t0[BLOCK], t1[BLOCK], u0[BLOCK], u1[BLOCK], acc[BLOCK];
@@ -108,13 +102,8 @@ static void forward_block(const real *x, real *y, int len, const real *a, const 
         const real ak = a[k], bk = b[k];
 #pragma omp simd
         for (int i = 0; i < len; i++) {
-            real c2 = 2 * c[i];
-            real t = c2 * t1[i] - t0[i], u = c2 * u1[i] - u0[i];
-            t0[i] = t1[i];
-            t1[i] = t;
-            u0[i] = u1[i];
-            u1[i] = u;
-            acc[i] += ak * t + bk * u;
+            advance(i, c, t0, t1, u0, u1);
+            acc[i] += ak * t1[i] + bk * u1[i];
         }
     }
 #pragma omp simd
@@ -156,15 +145,10 @@ static void backward_block(const real *x, const real *g, real *grad_x, int len, 
         double sc = 0, ss = 0;
 #pragma omp simd reduction(+ : sc, ss)
         for (int i = 0; i < len; i++) {
-            real c2 = 2 * c[i];
-            real t = c2 * t1[i] - t0[i], u = c2 * u1[i] - u0[i];
-            t0[i] = t1[i];
-            t1[i] = t;
-            u0[i] = u1[i];
-            u1[i] = u;
-            slope[i] += kb * t - ka * u;
-            sc += (double)(g[i] * t);
-            ss += (double)(g[i] * u);
+            advance(i, c, t0, t1, u0, u1);
+            slope[i] += kb * t1[i] - ka * u1[i];
+            sc += (double)(g[i] * t1[i]);
+            ss += (double)(g[i] * u1[i]);
         }
         mc[k] = sc;
         ms[k] = ss;
@@ -215,6 +199,44 @@ static inline __attribute__((always_inline)) void forward_fixed(const real *x, r
         real acc = a[0] + (a[1] * c + b[1] * s);
         FOR_K(FORWARD_TERM)
         y[i] = alpha * x[i] + acc;
+    }
+}
+
+/* The forward for degrees up to POWER_UP_TO in the power basis of c = cos w:
+   y = alpha x + A(c) + s B(c), A = sum_k a_k T_k = sum_j pa_j c^j, B = sum_k b_k U_{k-1} =
+   sum_j pb_j c^j, by Horner's rule: half the operations of the recurrence.  The monomial
+   coefficients of T_k grow like 2^k, and with them the rounding; up to degree 4 (the paper's
+   circuit) float32 stays within 1e-6 of the recurrence (as fourier.POWER_BASIS_MAX_DEGREE). */
+#define POWER_UP_TO 4
+
+static void power_coefficients(const real *a, const real *b, int degree, real *pa, real *pb) {
+    double T[POWER_UP_TO + 1][POWER_UP_TO + 1] = {{0}}, U[POWER_UP_TO + 1][POWER_UP_TO + 1] = {{0}};
+    T[0][0] = U[0][0] = 1;
+    T[1][1] = 1;
+    U[1][1] = 2;
+    for (int k = 2; k <= POWER_UP_TO; k++)
+        for (int j = 0; j <= k; j++) {
+            T[k][j] = (j ? 2 * T[k - 1][j - 1] : 0) - T[k - 2][j];
+            U[k][j] = (j ? 2 * U[k - 1][j - 1] : 0) - U[k - 2][j];
+        }
+    for (int j = 0; j <= POWER_UP_TO; j++) {
+        double sa = 0, sb = 0;
+        for (int k = 0; k <= degree; k++) sa += (double)a[k] * T[k][j];
+        for (int k = 1; k <= degree; k++) sb += (double)b[k] * U[k - 1][j];
+        pa[j] = (real)sa; /* zero above the degree */
+        pb[j] = (real)sb;
+    }
+}
+
+static void forward_power(const real *x, real *y, int len, const real *pa, const real *pb, real omega, real alpha) {
+    real cs[BLOCK], sn[BLOCK];
+    sincos_block(x, len, omega, cs, sn);
+#pragma omp simd
+    for (int i = 0; i < len; i++) {
+        real c = cs[i];
+        real A = MADD(MADD(MADD(MADD(pa[4], c, pa[3]), c, pa[2]), c, pa[1]), c, pa[0]);
+        real B = MADD(MADD(MADD(pb[3], c, pb[2]), c, pb[1]), c, pb[0]);
+        y[i] = MADD(alpha, x[i], MADD(sn[i], B, A));
     }
 }
 
@@ -277,10 +299,17 @@ int trig_forward(const real *x, real *y, int64_t n, const real *coef, int degree
     const real *a = coef, *b = coef + degree + 1;
     int64_t blocks = (n + BLOCK - 1) / BLOCK;
     threads = clamp_threads(threads, n, blocks);
+    real pa[POWER_UP_TO + 1], pb[POWER_UP_TO + 1];
+    const int power = degree <= POWER_UP_TO;
+    if (power) power_coefficients(a, b, degree, pa, pb);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t blk = 0; blk < blocks; blk++) {
         int64_t lo = blk * BLOCK;
         int len = (int)(n - lo < BLOCK ? n - lo : BLOCK);
+        if (power) {
+            forward_power(x + lo, y + lo, len, pa, pb, omega, alpha);
+            continue;
+        }
         DISPATCH(forward_fixed(x + lo, y + lo, len, a, b, d, omega, alpha),
                  forward_block(x + lo, y + lo, len, a, b, degree, omega, alpha))
     }
