@@ -163,11 +163,13 @@ class QuantumAttention(nn.Module):
 
     def _take_prepared(self):
         """The circuit :func:`prepare_attention` made for this forward, if still valid (once)."""
-        held, self._prepared = self._prepared, None
+        held = self._prepared
         if held is None:
             return None
+        object.__setattr__(self, "_prepared", None)  # a plain attribute: nn.Module's hook not needed
         circuit, theta, phi, versions = held
-        if theta is not self.theta or phi is not self.phi or versions != (theta._version, phi._version):
+        params = self._parameters
+        if theta is not params["theta"] or phi is not params["phi"] or versions != (theta._version, phi._version):
             return None
         return circuit
 
@@ -193,14 +195,17 @@ def prepare_attention(modules) -> None:
     """
     if not torch.is_grad_enabled():
         return  # no-grad evaluation reuses cached coefficients per layer instead
+    # Parameters read from _parameters and _prepared set with object.__setattr__: this runs
+    # every training step, and nn.Module's attribute hooks cost more than the rest of it.
     groups: dict[tuple, list] = {}
     for m in modules:
-        if (isinstance(m, QuantumAttention) and m.circuit is not None and not m.per_head
-                and m.circuit.shots is None and (m.theta.requires_grad or m.phi.requires_grad)
-                and m.theta.dtype == m.phi.dtype):
-            groups.setdefault((m.circuit, m.backend, m.theta.dtype, m.theta.device), []).append(m)
+        if not isinstance(m, QuantumAttention) or m.circuit is None or m.per_head or m.circuit.shots is not None:
+            continue
+        theta, phi = m._parameters["theta"], m._parameters["phi"]
+        if (theta.requires_grad or phi.requires_grad) and theta.dtype == phi.dtype:
+            groups.setdefault((m.circuit, m.backend, theta.dtype, theta.device), []).append((m, theta, phi))
     for members in groups.values():
-        backend = members[0]._backend
-        circuits = backend.prepare_many(members[0].circuit, [(m.theta, m.phi) for m in members])
-        for m, circuit in zip(members, circuits):
-            m._prepared = circuit, m.theta, m.phi, (m.theta._version, m.phi._version)
+        first = members[0][0]
+        circuits = first._backend.prepare_many(first.circuit, [(theta, phi) for _, theta, phi in members])
+        for (m, theta, phi), circuit in zip(members, circuits):
+            object.__setattr__(m, "_prepared", (circuit, theta, phi, (theta._version, phi._version)))
