@@ -28,7 +28,9 @@
 
 #define AT(j, b) (((size_t)(j) * dim + (b)) * nc) /* first circuit of amplitude (slot j, basis b) */
 
-/* out (G, P, width): the readout coefficients of every circuit; angles (G, 2, depth, n),
+/* out (G, P, width): the readout coefficients of every circuit, those of the shifted circuits
+   (p > 0) halved, so that out[g, 1:] is the Jacobian (d psi / d angle = psi(angle + pi) / 2);
+   angles (G, 2, depth, n),
    shifts (2, depth, n, P); initial (slots0, dim), inner (depth - 1, dim, dim), last (dim, n)
    complex; readout (width, slots_max * dim) complex (real) or (width, 2 slots_max^2) real (prob).
    Returns 0, or -1 when the buffers cannot be allocated. */
@@ -155,7 +157,7 @@ int simulate(int n, int depth, int slots0, int slots_max, int width, int prob, c
 #pragma omp simd
                 for (int c = 0; c < nc; c++) acc[c] += xr[c] * rr - xi[c] * ri;
             }
-            for (int c = 0; c < nc; c++) out[(size_t)c * width + w] = acc[c];
+            for (int c = 0; c < nc; c++) out[(size_t)c * width + w] = c % P ? (real)0.5 * acc[c] : acc[c];
         }
         goto done;
     }
@@ -222,7 +224,7 @@ int simulate(int n, int depth, int slots0, int slots_max, int width, int prob, c
 #pragma omp simd
                     for (int c = 0; c < nc; c++) acc[c] += xi[c] * ri;
             }
-            for (int c = 0; c < nc; c++) out[(size_t)c * width + w] = acc[c];
+            for (int c = 0; c < nc; c++) out[(size_t)c * width + w] = c % P ? (real)0.5 * acc[c] : acc[c];
         }
     }
 done:

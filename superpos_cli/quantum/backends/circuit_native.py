@@ -63,10 +63,12 @@ class _Simulator:
         return plan
 
     def __call__(self, spec, omega: float, degree: int, angles: np.ndarray, constants, initial) -> np.ndarray:
-        """(G, P, 2(F+1)) coefficients of every circuit of angles (G, 2, D, n)."""
+        """(G, P, 2(F+1)) coefficients of every circuit of angles (G, 2, D, n), the shifted ones
+        (p > 0) halved: [:, 1:] is the Jacobian."""
         _, shifts, pointers, shifts_pointer, slots0, slots_max, width = self._arrays(spec, omega, degree, constants,
                                                                                       initial)
-        angles = np.ascontiguousarray(angles, dtype=self.real)
+        if angles.dtype != self.real or not angles.flags.c_contiguous:
+            angles = np.ascontiguousarray(angles, dtype=self.real)
         G, P = len(angles), shifts.shape[-1]
         out = np.empty((G, P, width), dtype=self.real)
         status = self._call(spec.n_qubits, spec.depth, slots0, slots_max, width, int(spec.readout == "prob"),

@@ -188,8 +188,8 @@ def _simulate(spec: CircuitSpec, omega: float, degree: int, angles: np.ndarray):
     if native is not None:
         coef = native(spec, omega, degree, angles, _constants(spec, omega, degree, angles.dtype.type),
                       _initial_state(spec, omega, degree, angles.dtype.type))
-        coef = coef.reshape(len(angles), -1, 2, degree + 1)  # (G, P, 2, F+1)
-        return coef[:, 0], coef[:, 1:] * 0.5
+        coef = coef.reshape(len(angles), -1, 2, degree + 1)  # (G, P, 2, F+1), shifted circuits halved
+        return coef[:, 0], coef[:, 1:]
     return _simulate_numpy(spec, omega, degree, angles)
 
 

@@ -56,8 +56,9 @@ class TrigKernels:
 
     def forward(self, x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float,
                 threads: int | None = None) -> torch.Tensor:
-        """y = alpha x + sum_k coef[0, k] cos(k omega x) + coef[1, k] sin(k omega x); x flat, contiguous;
-        coef (2, F+1) contiguous in x's dtype. The same bits on any number of ``threads``."""
+        """y = alpha x + sum_k coef[0, k] cos(k omega x) + coef[1, k] sin(k omega x), x's shape; x
+        contiguous (any shape, read flat); coef (2, F+1) contiguous in x's dtype. The same bits on
+        any number of ``threads``."""
         y = torch.empty_like(x)
         status = self._forward(x.data_ptr(), y.data_ptr(), x.numel(), coef.data_ptr(), coef.shape[1] - 1,
                                omega, alpha, threads or self._threads(x.numel()))  # ctypes releases the GIL
