@@ -61,3 +61,17 @@ def test_grouped_layers_give_the_per_layer_gradients(readout, dtype, monkeypatch
     tol = 1e-10 if dtype == torch.float64 else 2e-4
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_without_the_c_polynomial_kernels_coefficients_stay_differentiable(monkeypatch):
+    """Where trig_kernels.c is unavailable, prepares keep the coefficient node (no Jacobian
+    carried, nothing simulated twice) and the angles still get their gradient."""
+    from superpos_cli.quantum.backends import trig_native
+
+    monkeypatch.setattr(trig_native, "available", lambda dtype: False)
+    spec = CircuitSpec(n_qubits=4, depth=2)
+    params = [(torch.rand(2, 4).requires_grad_(), torch.rand(2, 4).requires_grad_()) for _ in range(2)]
+    circuits = fourier.prepare_group(spec, params) + [fourier.FourierBackend().prepare(spec, *params[0])]
+    assert all(c._jacobian is None and c.coefficients.requires_grad for c in circuits)
+    sum(c.evaluate(torch.randn(300)).sum() for c in circuits).backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for pair in params for a in pair)

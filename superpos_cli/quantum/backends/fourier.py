@@ -392,6 +392,14 @@ class TrigPolynomial(torch.autograd.Function):
         return grad_x.view(ctx.shape), moments if moments.dtype == dtype else moments.to(dtype), None, None
 
 
+def _angle_readout(theta: torch.Tensor, phi: torch.Tensor) -> bool:
+    """Whether circuits of these angles take the detached-coefficient path (:class:`AngleReadout`):
+    CPU angles whose dtype the C kernels serve. Elsewhere (CUDA, no compiler) the coefficients
+    stay differentiable instead of being simulated twice."""
+    return (NATIVE and theta.device.type == "cpu" and phi.device.type == "cpu"
+            and trig_native.available(theta.dtype))
+
+
 class AngleReadout(torch.autograd.Function):
     """(x, theta, phi) -> TrigPolynomial(x) with coefficients from a simulation done beforehand,
     one autograd node: backward gives x's gradient and the angles' (jacobian^T moments).
@@ -458,7 +466,7 @@ class FourierCircuit:
         self._sampler = None
         if coefficients.fits(spec):
             if torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad):
-                if NATIVE and theta.device.type == "cpu" and phi.device.type == "cpu":
+                if _angle_readout(theta, phi):
                     # detached coefficients and their Jacobian: evaluate's AngleReadout applies it
                     coef, jacobian = coefficients.coefficients_and_jacobian(spec, self.omega, self.degree, theta, phi)
                     self.coefficients = torch.from_numpy(coef).to(theta.dtype)
@@ -576,15 +584,13 @@ def prepare_group(spec: CircuitSpec, angles) -> list[FourierCircuit] | None:
     if fallback_reason(spec) is not None or not coefficients.fits(spec) or len(angles) < 2:
         return None
     omega, degree = spectrum(spec)
-    if NATIVE and all(a.device.type == "cpu" for pair in angles for a in pair):
+    if all(_angle_readout(t, p) for t, p in angles):
         # One no-grad simulation; each circuit applies its Jacobian itself (AngleReadout).
         flat = torch.stack([a.detach() for pair in angles for a in pair])  # one torch op: np.stack took 2x as long
         stacked = flat.numpy().reshape(len(angles), 2, *flat.shape[1:])  # (G, 2, D, n)
         coef, jacobian = coefficients.group_coefficients_and_jacobian(spec, omega, degree, stacked)
         jacobian = jacobian.reshape(*jacobian.shape[:2], -1)  # (G, 2Dn, 2(F+1))
-        real = torch.from_numpy(coef[:0]).dtype
-        return [FourierCircuit.from_coefficients(spec, t, p, torch.from_numpy(c) if t.dtype == real else
-                                                 torch.from_numpy(c).to(t.dtype), j)
+        return [FourierCircuit.from_coefficients(spec, t, p, torch.from_numpy(c).to(t.dtype), j)
                 for (t, p), c, j in zip(angles, coef, jacobian)]
     flat = [a for pair in angles for a in pair]
     coefs = coefficients.GroupCoefficients.apply(spec, omega, degree, *flat)

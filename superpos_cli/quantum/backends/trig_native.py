@@ -105,6 +105,11 @@ def _load(dtype: torch.dtype) -> TrigKernels | None:
     return None if library is None else TrigKernels(library, dtype)
 
 
+def available(dtype: torch.dtype) -> bool:
+    """Whether CPU tensors of ``dtype`` get the C kernels (built, not switched off)."""
+    return dtype in _DTYPES and _load(dtype) is not None
+
+
 def kernels(x: torch.Tensor, degree: int) -> TrigKernels | None:
     """The C kernels for scores ``x`` (CPU, float32/float64) of polynomial ``degree``, or None."""
     if x.device.type != "cpu" or x.dtype not in _DTYPES or degree > MAX_DEGREE:
