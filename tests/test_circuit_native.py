@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from superpos_cli.quantum.backends import circuit_native, coefficients, fourier, native
+from superpos_cli import native
+from superpos_cli.quantum.backends import circuit_native, coefficients, fourier
 from superpos_cli.quantum.circuit import ENCODINGS, ENTANGLERS, CircuitSpec
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None or not native.enabled(),

@@ -1,5 +1,6 @@
 """SuperpositionalAdam: the torch.optim contract, the paper's math, path agreement."""
 
+import contextlib
 import copy
 import itertools
 import math
@@ -8,13 +9,36 @@ import warnings
 import pytest
 import torch
 
-from superpos_cli.optim import functional
+from superpos_cli.optim import adam_native, functional
 from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
 from superpos_cli.optim.perturbations import PERTURBATIONS
 
 # "default": both None; on these small tensors that is torch's fused Adam for every
 # tensor plus a foreach pass for Q (no compiled kernel), or foreach with eps inside.
-PATHS = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}, "default": {}}
+# "fused" on CPU runs adam_kernels.c; "compiled" is the fused path with the C kernels off:
+# torch.compile's kernels, torch's fused Adam and foreach passes (what other devices run).
+PATHS = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True},
+         "compiled": {"fused": True}, "default": {}}
+FUSED = ("fused", "compiled")
+NATIVE = adam_native.kernels([torch.zeros(1)]) is not None  # a C compiler here
+
+
+@contextlib.contextmanager
+def _on_path(path):
+    """NATIVE off for the "compiled" path, as it was otherwise."""
+    saved = functional.NATIVE
+    functional.NATIVE = path != "compiled"
+    try:
+        yield
+    finally:
+        functional.NATIVE = saved
+
+
+@pytest.fixture(autouse=True)
+def _path_switch(request):
+    callspec = getattr(request.node, "callspec", None)
+    with _on_path(callspec.params.get("path") if callspec else None):
+        yield
 
 
 def _mlp(seed=0, dtype=torch.float32):
@@ -135,7 +159,7 @@ CLOSED_FORM = {
 @pytest.mark.parametrize("perturb", CLOSED_FORM)
 def test_one_step_closed_form(perturb, path):
     # fused: float32 (its compiled kernel is exercised in float32); others float64.
-    dtype, atol = (torch.float32, 1e-7) if path == "fused" else (torch.float64, 1e-15)
+    dtype, atol = (torch.float32, 1e-7) if path in FUSED else (torch.float64, 1e-15)
     theta = torch.tensor([0.25, 0.5, -1 / 6, 1.0], dtype=dtype, requires_grad=True)
     theta.grad = torch.tensor([0.2, -0.4, 0.1, 0.3], dtype=dtype)
     SuperpositionalAdam([theta], lr=0.1, perturb=perturb, perturb_scale=0.5, **PATHS[path]).step()
@@ -237,6 +261,11 @@ MATRIX = list(
 
 
 def _path_run(path, dtype, perturb, scope, eps_inside, unscaled, wd, decoupled):
+    with _on_path(path):
+        return _path_steps(path, dtype, perturb, scope, eps_inside, unscaled, wd, decoupled)
+
+
+def _path_steps(path, dtype, perturb, scope, eps_inside, unscaled, wd, decoupled):
     params = _params(seed=1, dtype=dtype)
     optimizer = SuperpositionalAdam(
         params, lr=0.02, eps=1e-3, weight_decay=wd, decoupled_weight_decay=decoupled,
@@ -260,17 +289,21 @@ def test_paths_agree(perturb, scope, eps_inside, unscaled, wd_mode):
     reference32 = _path_run("single", torch.float32, *case)
     _assert_all_close(_path_run("foreach", torch.float32, *case), reference32, atol=1e-6)
     _assert_all_close(_path_run("fused", torch.float32, *case), reference32, atol=1e-6)
+    _assert_all_close(_path_run("compiled", torch.float32, *case), reference32, atol=1e-6)
+    _assert_all_close(_path_run("fused", torch.float64, *case), reference64, atol=1e-12)
     _assert_all_close(_path_run("default", torch.float64, *case), reference64, atol=1e-12)
     _assert_all_close(_path_run("default", torch.float32, *case), reference32, atol=1e-6)
 
 
-def test_fused_float64_agrees():
+@pytest.mark.parametrize("path", FUSED)
+def test_fused_float64_agrees(path):
     case = ("sin", "tensors", False, False, 0.05, True)
-    _assert_all_close(_path_run("fused", torch.float64, *case), _path_run("single", torch.float64, *case), atol=1e-12)
+    _assert_all_close(_path_run(path, torch.float64, *case), _path_run("single", torch.float64, *case), atol=1e-12)
 
 
+@pytest.mark.parametrize("path", FUSED)
 @pytest.mark.parametrize("perturb", ["sin", "gaussian"])
-def test_fused_runs_of_equal_size_tensors_agree(perturb):
+def test_fused_runs_of_equal_size_tensors_agree(perturb, path):
     """Equal-size tensors share compiled calls in runs of 4, 2, 1 (seven tensors:
     4 + 2 + 1), while other sizes and a non-contiguous tensor go on their own; every
     tensor must still get its own update, as in the single-tensor reference."""
@@ -288,7 +321,7 @@ def test_fused_runs_of_equal_size_tensors_agree(perturb):
         return [p.detach() for p in params]
 
     assert not run("single")[-1].is_contiguous()
-    _assert_all_close(run("fused"), run("single"), atol=1e-6)
+    _assert_all_close(run(path), run("single"), atol=1e-6)
 
 
 def test_chunks_split_greedily():
@@ -297,16 +330,17 @@ def test_chunks_split_greedily():
     assert functional._chunks([]) == []
 
 
-def test_fused_kernel_follows_current_thread_count():
+@pytest.mark.parametrize("path", FUSED)
+def test_fused_kernel_follows_current_thread_count(path):
     """The compiled kernel is an OpenMP loop split at call time (cpp.dynamic_threads):
-    a kernel compiled at one thread count gives the same bits at another."""
+    a kernel compiled at one thread count gives the same bits at another (as the C pass)."""
     case = ("sin", "all", False, False, 0.05, True)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = _path_run("fused", torch.float32, *case)
+        one = _path_run(path, torch.float32, *case)
         torch.set_num_threads(2)
-        two = _path_run("fused", torch.float32, *case)
+        two = _path_run(path, torch.float32, *case)
     finally:
         torch.set_num_threads(before)
     _assert_all_close(two, one, atol=0)
@@ -323,7 +357,7 @@ def test_fused_falls_back_to_foreach_when_compile_fails(monkeypatch):
     monkeypatch.setattr(functional, "_compile", broken)
     case = ("sin", "all", False, False, 0.0, True)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
-        fused = _path_run("fused", torch.float32, *case)
+        fused = _path_run("compiled", torch.float32, *case)
     _assert_all_close(fused, _path_run("foreach", torch.float32, *case), atol=0)
     (record,) = functional.compiled_kernels()
     assert record["kind"] == "sin" and "no C++ compiler" in record["error"]
@@ -411,7 +445,7 @@ def test_lambda_lr_scheduler(path):
 def test_param_groups_with_own_perturb_scale(path):
     # Independent tensors (no shared loss), so one group cannot steer the other.
     reference, params = _params(), _params()
-    adam = torch.optim.AdamW(reference, lr=1e-2, weight_decay=0.0, **({"fused": True} if path == "fused" else {}))
+    adam = torch.optim.AdamW(reference, lr=1e-2, weight_decay=0.0, **({"fused": True} if path in FUSED else {}))
     optimizer = SuperpositionalAdam(
         [{"params": params[:2], "perturb_scale": 0.0}, {"params": params[2:], "perturb_scale": 0.5}],
         lr=1e-2, scope="all", **PATHS[path],
@@ -464,7 +498,8 @@ def test_profile_rows():
         assert keys <= set(row) and row["part"] == "optimizer"
         assert row["min"] <= row["median"] <= row["max"]
     assert next(r for r in rows if r["name"] == "adam" and r["path"] == "fused")["ratio_vs_fused_adam"] == 1.0
-    assert next(r for r in rows if r["scope"] == "tensors" and r["path"] == "fused")["compile_s"] > 0
+    compiled = next(r for r in rows if r["scope"] == "tensors" and r["path"] == "fused")["compile_s"]
+    assert compiled is None if NATIVE else compiled > 0  # the C pass compiles nothing
 
 
 @pytest.mark.parametrize("options, expected", [
@@ -476,7 +511,7 @@ def test_profile_rows():
 ])
 def test_default_path_of_a_small_model(options, expected, monkeypatch):
     """(foreach, fused, compile_kernels) chosen for a 97-coordinate model, and no
-    kernel compiled on its steps unless fused=True asks for one."""
+    kernel compiled on its steps unless fused=True asks for one (and there is no C pass)."""
     model = _mlp()
     optimizer = SuperpositionalAdam(model.parameters(), lr=1e-2, scope="all", **options)
     group = optimizer.param_groups[0]
@@ -484,7 +519,7 @@ def test_default_path_of_a_small_model(options, expected, monkeypatch):
     assert optimizer._paths(group, params, optimizer.perturb_counts()[0]) == expected
     monkeypatch.setattr(functional, "_KERNELS", {})
     _train(model, optimizer, steps=2)
-    assert bool(functional._KERNELS) == ("fused" in options)
+    assert bool(functional._KERNELS) == ("fused" in options and not NATIVE)
 
 
 @pytest.mark.parametrize("perturb", sorted(name for name, p in PERTURBATIONS.items() if p.into_fn is not None))
@@ -495,6 +530,7 @@ def test_default_path_keeps_one_f_buffer_across_steps(perturb, monkeypatch):
     import superpos_cli.optim.optimizer as optimizer_module
 
     monkeypatch.setattr(functional, "BUFFER_FROM", 0)  # the test's tensors are small
+    monkeypatch.setattr(functional, "NATIVE", False)  # the torch passes keep the buffer; the C pass needs none
 
     def run():
         params = _params(seed=1)

@@ -11,7 +11,8 @@ import shutil
 import pytest
 import torch
 
-from superpos_cli.quantum.backends import fourier, native, trig_native
+from superpos_cli import native
+from superpos_cli.quantum.backends import fourier, trig_native
 
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None or not native.enabled(),
                                     reason="no C compiler (the torch kernels run instead)")

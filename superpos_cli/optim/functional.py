@@ -23,7 +23,12 @@ Implementations, behind :func:`superpositional_adam`:
   with Q = 0 it is bit-identical to ``torch.optim.Adam(foreach=False)``.
 * ``_multi_tensor_superpositional_adam``: the same with ``torch._foreach_*`` ops,
   mirroring ``torch.optim.adam._multi_tensor_adam``.
-* ``_fused_superpositional_adam``: tensors wholly in scope (and, with
+* ``_fused_superpositional_adam``: on CPU (float32/float64, contiguous, a C compiler
+  present), one call of ``adam_kernels.c`` (:mod:`.adam_native`) updates every tensor in
+  one pass each, f on each tensor's leading k coordinates (sin and cos computed in the
+  pass, any other f drawn or evaluated first); plain Adam (no f, eps outside) stays
+  torch's fused kernel. Nothing is compiled at run time beyond that 0.3 s C build.
+  Elsewhere (CUDA, no compiler, ``SUPERPOS_NATIVE=0``): tensors wholly in scope (and, with
   ``eps_inside_sqrt``, every tensor) go through a single-pass kernel that
   ``torch.compile`` generates from the formula above, reading theta, g, m, v once
   and writing theta, m, v once, with f traced into the same loop. Tensors of equal
@@ -63,13 +68,19 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
-from superpos_cli.optim.perturbations import Perturbation
+from superpos_cli.optim import adam_native
+from superpos_cli.optim.perturbations import PERTURBATIONS, Perturbation
+
+# On CPU the fused path runs adam_kernels.c (adam_native) where it can; tests turn this
+# off to exercise the compiled kernels and torch passes that serve other devices.
+NATIVE = True
 
 __all__ = [
     "CompiledKernel",
     "compiled_kernels",
     "fused_kernel_plan",
     "kernel_compile_seconds",
+    "native_fused",
     "superpositional_adam",
     "torch_fused_adam_supports",
 ]
@@ -532,7 +543,7 @@ def _ensure_compiled(kernel: CompiledKernel, count: int) -> None:
     kernel.compile_s += time.perf_counter() - start
 
 
-def _hyperparameters(
+def _hyperparameter_values(
     step: float,
     *,
     lr: float,
@@ -543,13 +554,12 @@ def _hyperparameters(
     eps_inside_sqrt: bool,
     decoupled_weight_decay: bool,
     c: float,
-    device: torch.device,
-) -> Tensor:
-    """The ``hp`` vector of :func:`_kernel_source` for one tensor at step ``step``."""
+) -> list[float]:
+    """The ``hp`` values of :func:`_kernel_source` (and adam_kernels.c) at step ``step``."""
     decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
     l2 = 0.0 if decoupled_weight_decay else weight_decay
     eps_in, eps_out = (eps, 0.0) if eps_inside_sqrt else (0.0, eps)
-    values = [
+    return [
         decay,
         l2,
         1 - beta1,
@@ -561,7 +571,6 @@ def _hyperparameters(
         lr / (1 - beta1**step),
         c,
     ]
-    return torch.tensor(values, dtype=torch.float64, device=device)
 
 
 def torch_fused_adam_supports(params: list[Tensor]) -> bool:
@@ -659,6 +668,12 @@ def _fused_superpositional_adam(
 ) -> None:
     if not params:
         return
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                 eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay)
+    if NATIVE and _native_superpositional_adam(params, grads, exp_avgs, exp_avg_sqs, state_steps, perturb_counts,
+                                               perturbation=perturbation, perturb_scale=perturb_scale,
+                                               perturb_unscaled=perturb_unscaled, generator=generator, **hyper):
+        return
     plan = fused_kernel_plan(
         params, perturb_counts,
         perturbation=perturbation, perturb_scale=perturb_scale, eps_inside_sqrt=eps_inside_sqrt,
@@ -725,12 +740,12 @@ def _fused_superpositional_adam(
             hp_key = (state_steps[first].item(), params[first].device)
             hp = hps.get(hp_key)
             if hp is None:
-                hp = hps[hp_key] = _hyperparameters(
+                values = _hyperparameter_values(
                     hp_key[0],
                     lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                    eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
-                    c=c, device=params[first].device,
+                    eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay, c=c,
                 )
+                hp = hps[hp_key] = torch.tensor(values, dtype=torch.float64, device=params[first].device)
             # detach(): the same storage, with requires_grad off, so parameters
             # and plain tensors hit the same compiled graph; contiguous ones go in
             # as 1-D views, so one graph serves every shape (see _kernel_calls).
@@ -752,6 +767,77 @@ def _fused_superpositional_adam(
     if partial:  # theta -= c f(theta_t) g in one pass, f from before the update
         torch._foreach_addcmul_([_leading(params[i], perturb_counts[i]) for i in partial], partial_f,
                                 [_leading(grads[i], perturb_counts[i]) for i in partial], value=-c)
+
+
+def native_fused(params: list[Tensor]) -> bool:
+    """Whether the fused path runs these parameters through adam_kernels.c (CPU, one
+    float dtype, contiguous, a compiler here, not under torch.compile)."""
+    return NATIVE and not torch.compiler.is_compiling() and adam_native.kernels(params) is not None
+
+
+def _native_superpositional_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    perturb_counts: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
+    perturbation: Perturbation,
+    perturb_scale: float,
+    perturb_unscaled: bool,
+    generator: Optional[torch.Generator],
+) -> bool:
+    """The fused step through adam_kernels.c, if it takes these tensors (False: nothing done).
+
+    The C pass updates every tensor with coordinates in scope (every tensor, with
+    ``eps_inside_sqrt``), f on its leading ``k``; the rest go through torch's fused Adam,
+    so an out-of-scope tensor has torch's bits. sin and cos are computed in the pass;
+    any other f (random, plugin) is evaluated first, in tensor order as on every path.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    active = perturbs(perturbation, perturb_scale)
+    if not (eps_inside_sqrt or (active and any(perturb_counts))):
+        return False  # plain Adam: torch's fused kernel, as the other path runs it
+    mine = list(range(len(params)))
+    chosen = [[tensors[i] for i in mine] for tensors in (params, grads, exp_avgs, exp_avg_sqs)]
+    kernels = adam_native.kernels(*chosen)
+    if kernels is None:
+        return False
+    counts = [perturb_counts[i] if active else 0 for i in mine]
+    kind = adam_native.NONE
+    f_values: Optional[list[Optional[Tensor]]] = None
+    if active:
+        ours = PERTURBATIONS.get(perturbation.name) is perturbation
+        kind = adam_native.KINDS.get(perturbation.name, adam_native.GIVEN) if ours else adam_native.GIVEN
+        if kind == adam_native.GIVEN:
+            drawn = [j for j, k in enumerate(counts) if k > 0]
+            values = _f_values(perturbation, [_leading(chosen[0][j], counts[j]) for j in drawn], generator)
+            f_values = [None] * len(mine)
+            for j, value in zip(drawn, values):
+                f_values[j] = value.detach().to(kernels.dtype).contiguous()
+    steps = [state_steps[i] for i in mine]
+    torch._foreach_add_(steps, 1)
+    c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
+    by_step: dict[float, list[int]] = {}
+    for j, t in enumerate(steps):
+        by_step.setdefault(t.item(), []).append(j)
+    for step, run in by_step.items():
+        hp = _hyperparameter_values(step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                                    eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
+                                    c=c)
+        pick = (lambda tensors: tensors) if len(run) == len(mine) else (lambda tensors: [tensors[j] for j in run])
+        kernels.step(*(pick(tensors) for tensors in chosen), pick(counts), kind,
+                     None if f_values is None else pick(f_values), hp)
+    return True
 
 
 # In-scope coordinates from which the fused path's f values go to a kept buffer. On

@@ -39,6 +39,7 @@ from torch import Tensor
 from superpos_cli.optim.functional import (
     fused_kernel_plan,
     kernel_compile_seconds,
+    native_fused,
     perturbs,
     superpositional_adam,
     torch_fused_adam_supports,
@@ -118,7 +119,8 @@ class SuperpositionalAdam(torch.optim.Optimizer):
             construction makes runs reproducible. The generator state is part of
             ``state_dict()``.
         foreach, fused: implementation (all agree to float rounding).
-            ``fused=True``: single-pass compiled kernels for tensors wholly in scope,
+            ``fused=True``: on CPU, one C pass over every tensor (adam_kernels.c);
+            elsewhere single-pass compiled kernels for tensors wholly in scope,
             torch's fused Adam for the rest (foreach if compiling fails; see
             ``compile_seconds()``); ``foreach=True``: ``torch._foreach_*`` ops;
             ``foreach=False``: the single-tensor reference loop. Both None: fused,
@@ -340,8 +342,8 @@ class SuperpositionalAdam(torch.optim.Optimizer):
         for group, counts in zip(self.param_groups, self.perturb_counts()):
             params = list(group["params"])
             _, fused, compile_kernels = self._paths(group, params, counts)
-            if not fused:
-                continue
+            if not fused or native_fused(params):
+                continue  # the C pass (adam_kernels.c) compiles nothing
             keys += fused_kernel_plan(
                 params,
                 counts,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from superpos_cli.quantum.backends import native
+from superpos_cli import native
 
 _SOURCE = Path(__file__).with_name("circuit_kernels.c")
 

@@ -60,7 +60,7 @@ from pathlib import Path
 
 import torch
 
-from superpos_cli.quantum.backends import native
+from superpos_cli import native
 
 EXACT_BELOW = 20.0  # N min(P, 1 - P) under which counts are drawn exactly
 MIN_APPROXIMATE_SHOTS = 100

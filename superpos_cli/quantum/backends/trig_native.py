@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from superpos_cli.quantum.backends import native
+from superpos_cli import native
 
 _SOURCE = Path(__file__).with_name("trig_kernels.c")
 MAX_DEGREE = 64  # trig_kernels.c's MAX_DEGREE
