@@ -42,6 +42,7 @@ FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno",
          "-ffp-contract=off", "-fopenmp", "-fPIC", "-shared",
          *(f"-fno-builtin-{f}" for f in ("sin", "cos", "sinf", "cosf", "exp", "expf", "log1p", "log1pf")))
 LIBS = ("-lm",)
+HEADERS = Path(__file__).parent  # native_real.h, shared by every kernel
 
 
 def enabled() -> bool:
@@ -82,8 +83,8 @@ def load(source: Path, defines: Sequence[str] = ()) -> ctypes.CDLL | None:
     compiler = _compiler() if enabled() else None
     if compiler is None:
         return None
-    # the source and the headers next to it (its quoted includes)
-    text = b"\0".join([source.read_bytes(), *(h.read_bytes() for h in sorted(source.parent.glob("*.h")))])
+    # the source and the headers it may include: next to it, and the shared ones here
+    text = b"\0".join([source.read_bytes(), *(h.read_bytes() for h in _headers(source))])
     command = [*FLAGS, *(f"-D{d}" for d in defines)]
     key = b"\0".join([text, " ".join(command).encode(), _compiler_version(compiler).encode(),
                       platform.machine().encode(), cpu_flags().encode()])
@@ -97,12 +98,20 @@ def load(source: Path, defines: Sequence[str] = ()) -> ctypes.CDLL | None:
         return None
 
 
+def _headers(source: Path) -> list[Path]:
+    """Headers a C file may include: those next to it, then the shared ones next to this module
+    (``native_real.h``, found through ``-I``)."""
+    return [*sorted(source.parent.glob("*.h")), *sorted(HEADERS.glob("*.h"))] if source.parent != HEADERS \
+        else sorted(HEADERS.glob("*.h"))
+
+
 def _build(compiler: str, source: Path, command: list[str], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *command, str(source), "-o", partial, *LIBS], capture_output=True,
+        # -I outside the build key: where the package lives does not change the library
+        done = subprocess.run([compiler, *command, f"-I{HEADERS}", str(source), "-o", partial, *LIBS], capture_output=True,
                               text=True, timeout=120)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()

@@ -102,6 +102,41 @@ def test_shared_workers_serve_every_execute_inside_with_the_same_numbers(sequent
     assert not multiprocessing.active_children()
 
 
+EARLY_CASES = {  # (executor, trials, store file exists, fresh) -> workers started before torch loads
+    "no store": (("local", 3, None, False), True),
+    "new store file": (("local", 3, False, False), True),
+    "store file (a rerun it may answer)": (("local", 3, True, False), False),
+    "store file with --fresh": (("local", 3, True, True), True),
+    "one trial": (("local", 1, None, False), False),
+    "ray": (("ray", 3, None, False), False),
+}
+
+
+@pytest.mark.parametrize("case", EARLY_CASES)
+def test_early_workers_start_only_where_the_store_cannot_answer(case, tmp_path):
+    from superpos_cli.cli.prepare import early_workers
+    from superpos_cli.experiments import workers as pool_module
+
+    (executor, trials, exists, fresh), started = EARLY_CASES[case]
+    store = None if exists is None else tmp_path / "r.db"
+    if exists:
+        store.write_bytes(b"")
+    with early_workers(2, trials, executor, store, fresh):
+        assert (pool_module._SHARED["pool"] is not None) == started
+    assert not pool_module._SHARED
+
+
+def test_early_workers_serve_the_execution_inside(sequential):
+    from superpos_cli.cli.prepare import early_workers
+    from superpos_cli.experiments import workers as pool_module
+
+    with early_workers(2, 3, "local", None, False):
+        pool = pool_module._SHARED["pool"]
+        records = execute(_trials(), jobs=2)
+        assert pool_module._SHARED["pool"] is pool
+    assert [_numbers(r) for r in records] == [_numbers(r) for r in sequential]
+
+
 def test_rerun_reuses_store_and_fresh_reruns(sequential, tmp_path):
     trials = _trials()
     with ResultsStore(tmp_path / "r.db") as store:
@@ -258,12 +293,12 @@ _POOL_THEN_EXIT = """
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from superpos_cli.cli import app
-from superpos_cli.experiments.executor import _stop_workers
+from superpos_cli.experiments.workers import stop_workers
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     pool.submit(int).result()
-    _stop_workers(pool)  # the pool stays referenced until the process leaves
+    stop_workers(pool)  # the pool stays referenced until the process leaves
     app.main = lambda: None
     app.run()  # the console script's exit: os._exit after the command
 """

@@ -33,7 +33,8 @@ def ablate(
     given: dict[str, Any],
 ) -> None:
     """Ablate one arm over a grid (e.g. --perturb sin,none --attention quantum,classical): a row per cell vs a control."""
-    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_resources, prepare_run
+    from superpos_cli.cli.prepare import (early_workers, open_store, prepare_outputs, prepare_resources,
+                                          prepare_run)
     from superpos_cli.spec.grid import Grid, parse_axis
     from superpos_cli.spec.run import check, parse_values
 
@@ -66,17 +67,18 @@ def ablate(
     o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
-    from superpos_cli.cli.render import (ablate_table, emit_json, skipped_cells_line, stdout, trial_progress,
-                                         unreached_target_line)
-    from superpos_cli.experiments.ablate import AblateSpec, run_ablate
-    from superpos_cli.experiments.plan import check_trials
-    from superpos_cli.experiments.trials import raise_if_failed
+    with early_workers(jobs, len(grid.cells) * len(run.seeds()), executor, store_file, fresh):
+        from superpos_cli.cli.render import (ablate_table, emit_json, skipped_cells_line, stdout, trial_progress,
+                                             unreached_target_line)
+        from superpos_cli.experiments.ablate import AblateSpec, run_ablate
+        from superpos_cli.experiments.plan import check_trials
+        from superpos_cli.experiments.trials import raise_if_failed
 
-    spec = AblateSpec(grid=grid, seeds=run.seeds())
-    check_trials(spec.trials())
-    with open_store(store_file) as results, trial_progress(len(spec.trials()), "ablate") as on_event:
-        doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
-                         executor=executor, ray_address=ray_address, memory_budget=budget)
+        spec = AblateSpec(grid=grid, seeds=run.seeds())
+        check_trials(spec.trials())
+        with open_store(store_file) as results, trial_progress(len(spec.trials()), "ablate") as on_event:
+            doc = run_ablate(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
+                             executor=executor, ray_address=ray_address, memory_budget=budget)
     emit_json(doc, json_, out)
     if plot is not None:
         _plots(doc, plot)

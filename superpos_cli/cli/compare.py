@@ -36,7 +36,8 @@ def compare(
     ARMS: adam, adamw, sgd, momentum, PRESET:key=value,... (e.g. sgd:lambda=0.1), or an import path
     such as torch.optim.SGD:lr=0.1,momentum=0.9; the first arm is the reference.
     """
-    from superpos_cli.cli.prepare import open_store, prepare_outputs, prepare_resources, prepare_run
+    from superpos_cli.cli.prepare import (early_workers, open_store, prepare_outputs, prepare_resources,
+                                          prepare_run)
     from superpos_cli.spec.run import parse_values, settings
 
     if suite is not None:
@@ -62,17 +63,18 @@ def compare(
     o.check_executor(executor, ray_address)
 
     # Everything above is checked without torch; the work starts here.
-    from superpos_cli.cli.render import compare_table, emit_json, stdout, trial_progress, unreached_target_line
-    from superpos_cli.experiments.compare import CompareSpec, run_compare
-    from superpos_cli.experiments.plan import check_trials, train_config
-    from superpos_cli.experiments.trials import raise_if_failed
+    with early_workers(jobs, len(run.seeds()) * len(arm_specs), executor, store_file, fresh):
+        from superpos_cli.cli.render import compare_table, emit_json, stdout, trial_progress, unreached_target_line
+        from superpos_cli.experiments.compare import CompareSpec, run_compare
+        from superpos_cli.experiments.plan import check_trials, train_config
+        from superpos_cli.experiments.trials import raise_if_failed
 
-    spec = CompareSpec(task=run.task, task_options=run.task_options(), arms=arm_specs, seeds=run.seeds(),
-                       train=train_config(run))
-    check_trials(spec.trials())
-    with open_store(store_file) as results, trial_progress(len(spec.seeds) * len(spec.arms), "compare") as on_event:
-        doc = run_compare(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
-                         executor=executor, ray_address=ray_address, memory_budget=budget)
+        spec = CompareSpec(task=run.task, task_options=run.task_options(), arms=arm_specs, seeds=run.seeds(),
+                           train=train_config(run))
+        check_trials(spec.trials())
+        with open_store(store_file) as results, trial_progress(len(spec.seeds) * len(spec.arms), "compare") as on_event:
+            doc = run_compare(spec, store=results, fresh=fresh, on_event=on_event, jobs=jobs, reuse_stale=reuse_stale,
+                             executor=executor, ray_address=ray_address, memory_budget=budget)
     emit_json(doc, json_, out)
     if plot is not None:
         from superpos_cli.experiments.plots import convergence_plot

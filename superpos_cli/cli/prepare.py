@@ -64,3 +64,17 @@ def open_store(path: Path | None) -> Iterator[object]:
 
     with ResultsStore(path) as store:
         yield store
+
+
+@contextlib.contextmanager
+def early_workers(jobs: int, trials: int, executor: str, store: Path | None, fresh: bool) -> Iterator[None]:
+    """One pool of local workers for the executions inside, started now, before this
+    process imports torch and scipy (about 4 s on one core, while the other idled), where
+    the store cannot answer every trial: no store, ``--fresh``, or no store file yet. A
+    rerun that the store answers starts no worker."""
+    from superpos_cli.experiments.workers import shared_workers, start_early
+
+    with shared_workers(jobs):
+        if executor == "local" and trials > 1 and (store is None or fresh or not store.exists()):
+            start_early(min(jobs, trials))
+        yield

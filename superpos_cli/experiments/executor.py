@@ -15,8 +15,8 @@ reused. Ctrl-C stops the sweep and raises
 trials are stored and where.
 
 ``jobs > 1`` runs the missing trials in worker processes
-(:class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` context: a forked
-child of a process whose torch thread pool already started can deadlock). Only
+(:mod:`superpos_cli.experiments.workers`: a ``spawn`` pool, which a command may
+start before it imports torch). Only
 the parent writes the store, as each result arrives; records come back in trial
 order, and their numbers equal a ``jobs=1`` run's: a trial's numbers depend only
 on its seed and configuration (explicit generators, ``torch.manual_seed`` per
@@ -33,13 +33,8 @@ bit-identical (the thread count changes how float reductions are split). Use
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
-import signal
-import threading
-import time
 from dataclasses import replace
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
 
@@ -49,6 +44,8 @@ from superpos_cli.errors import BadInput
 from superpos_cli.experiments.interrupt import Interrupted
 from superpos_cli.experiments.store import ResultsStore
 from superpos_cli.experiments.trials import TrialSpec, failed_record, run_trial
+from superpos_cli.experiments.workers import (  # noqa: F401  (shared_workers: used through this module too)
+    _SHARED, TRIAL_THREADS, new_pool, shared_workers, stop_workers)
 from superpos_cli.fingerprint import code_fingerprint
 
 # on_event(kind, trial, payload): kind is "start", "cached", "done" or "progress".
@@ -71,9 +68,6 @@ def counting(on_event: EventCallback | None) -> tuple[dict[str, int], EventCallb
     return counts, count
 
 EXECUTORS = ("local", "ray")
-TRIAL_THREADS = 1  # torch intra-op threads per trial (module docstring)
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-COMPILE_THREADS_VAR = "TORCHINDUCTOR_COMPILE_THREADS"  # read when a worker imports inductor
 
 
 def execute(
@@ -172,51 +166,6 @@ def execute(
     return records  # type: ignore[return-value]  # every slot is filled above
 
 
-# The pool :func:`shared_workers` keeps open: {"jobs": n, "pool": pool or None}; empty
-# outside it.
-_SHARED: dict[str, Any] = {}
-
-
-@contextlib.contextmanager
-def shared_workers(jobs: int) -> Iterator[None]:
-    """Every parallel :func:`execute` inside reuses one pool of ``jobs`` workers,
-    started at the first that needs it and stopped on leaving.
-
-    Why: a new worker imports torch (about 3 s) and, at its first quantum trial,
-    traces the fourier kernels with dynamo, which no disk cache keeps (about 7 s of
-    a core). Each execute() otherwise starts its own workers, so reproduce's seven
-    sweeps paid that 14 times at ``--jobs 2``, about a tenth of ``--quick``. The
-    numbers cannot change: a trial's depend only on its seed and configuration,
-    never on which process ran it or what ran before (module docstring). A pool
-    that broke (a worker died) or was stopped by an interrupt is replaced by the
-    next execute(); a nested call keeps the outer pool."""
-    if _SHARED:
-        yield
-        return
-    _SHARED.update(jobs=jobs, pool=None)
-    try:
-        yield
-    finally:
-        pool = _SHARED.get("pool")
-        _SHARED.clear()
-        if pool is not None:
-            _stop_workers(pool)
-
-
-def _new_pool(jobs: int, threads: int) -> ProcessPoolExecutor:
-    # Workers inherit the environment at spawn, before numpy loads its BLAS: without
-    # this each worker's OpenBLAS starts one thread per core, and two workers on two
-    # cores ran every epoch 2.4x slower (the circuit coefficients use numpy).
-    for var in BLAS_THREAD_VARS:
-        os.environ.setdefault(var, str(threads))
-    # Inductor compiles the fourier kernels on a cold cache; with its default pool of
-    # one compile process per core, each worker also started those processes (each
-    # importing torch) for two kernels: 20-30% more CPU per cold worker, measured.
-    os.environ.setdefault(COMPILE_THREADS_VAR, "1")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads, os.getpid()))
-
-
 def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
                   finish: Callable[[int, dict[str, Any], int], None]) -> None:
     """Run ``trials[i]`` for ``i`` in ``pending`` on ``jobs`` workers (the shared
@@ -226,7 +175,7 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
     shared = bool(_SHARED)
     pool = _SHARED.get("pool") if shared else None
     if pool is None:
-        pool = _new_pool(_SHARED["jobs"] if shared else jobs, threads)
+        pool = new_pool(_SHARED["jobs"] if shared else jobs, threads)
         if shared:
             _SHARED["pool"] = pool
     futures: dict[Future, int] = {}
@@ -255,14 +204,14 @@ def _run_parallel(trials: list[TrialSpec], pending: list[int], jobs: int,
         # than let them finish trials whose results nobody would store.
         for future in futures:
             future.cancel()
-        _stop_workers(pool)
+        stop_workers(pool)
         if shared:
             _SHARED["pool"] = None
         raise
     if not shared:
-        _stop_workers(pool)
+        stop_workers(pool)
     elif broken:  # no more trials can run on it: the next execute() starts another
-        _stop_workers(pool)
+        stop_workers(pool)
         _SHARED["pool"] = None
 
 
@@ -274,42 +223,3 @@ def _torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers now. Also how an idle pool ends: an orderly shutdown waits for
-    each worker's interpreter to tear torch down, about 2 s at the end of every
-    parallel sweep; a worker holds nothing to save (only the parent writes the store,
-    and every result has arrived)."""
-    # Python 3.14 has pool.terminate_workers(); before it, the processes are only
-    # reachable through the private _processes mapping (stable since 3.2).
-    terminate = getattr(pool, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-        return
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(timeout=5)
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _init_worker(threads: int, parent_pid: int) -> None:
-    """Per-worker setup: its share of the cores, Ctrl-C left to the parent, and
-    an exit if the parent dies (kill -9 leaves workers blocked on a queue that
-    nobody will ever fill or read)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    # The terminal sends SIGINT to the whole process group; the parent decides
-    # what to cancel, a worker hit mid-trial would only print a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(1.0)
-    os._exit(1)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from superpos_cli.errors import BadInput
+from superpos_cli.experiments.workers import BLAS_THREAD_VARS, COMPILE_THREADS_VAR, TRIAL_THREADS
 
 if TYPE_CHECKING:  # this module loads without torch, so preflight can call require_ray()
     from superpos_cli.experiments.trials import TrialSpec
@@ -55,10 +56,8 @@ __all__ = ["DEFAULT_MAX_RETRIES", "RETRIED_EXCEPTIONS", "require_ray", "run_on_r
 DEFAULT_MAX_RETRIES = 2
 # Exceptions a retry can cure; any other one a trial raises is its own fault.
 RETRIED_EXCEPTIONS: tuple[type[BaseException], ...] = (OSError, MemoryError)
-# One thread per trial and one inductor compile process, as the local executor's workers
-# (executor.py: TRIAL_THREADS, BLAS_THREAD_VARS, COMPILE_THREADS_VAR; not imported: it loads torch).
-WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "TORCHINDUCTOR_COMPILE_THREADS": "1"}
+# One thread per trial and one inductor compile process, as the local executor's workers.
+WORKER_ENV = {**{var: str(TRIAL_THREADS) for var in BLAS_THREAD_VARS}, COMPILE_THREADS_VAR: "1"}
 REACH_TIMEOUT_S = 5.0
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 

@@ -18,25 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#ifdef SINGLE
-typedef float real;
-#define SQRT sqrtf
-#define COS cosf
-#define SIN sinf
-#pragma omp declare simd notinbranch
-float cosf(float);
-#pragma omp declare simd notinbranch
-float sinf(float);
-#else
-typedef double real;
-#define SQRT sqrt
-#define COS cos
-#define SIN sin
-#pragma omp declare simd notinbranch
-double cos(double);
-#pragma omp declare simd notinbranch
-double sin(double);
-#endif
+#include "native_real.h"
 
 enum { F_NONE = 0, F_SIN = 1, F_COS = 2, F_GIVEN = 3 };
 #define BLOCK 8192

@@ -1,6 +1,7 @@
 /* The precision of a kernel built by native.py: float with -DSINGLE, double without; cos and
- * sin declared with their vector variants (libmvec, "omp declare simd"), and MADD a fused
- * multiply-add (the build passes -ffp-contract=off, so products fuse only where written). */
+ * sin declared with their vector variants (libmvec, "omp declare simd"), SQRT the square root,
+ * and MADD a fused multiply-add (the build passes -ffp-contract=off, so products fuse only
+ * where written). */
 #ifndef SUPERPOS_NATIVE_REAL_H
 #define SUPERPOS_NATIVE_REAL_H
 
@@ -8,6 +9,7 @@
 typedef float real;
 #define COS cosf
 #define SIN sinf
+#define SQRT sqrtf
 #define MADD __builtin_fmaf
 #pragma omp declare simd notinbranch
 float cosf(float);
@@ -17,6 +19,7 @@ float sinf(float);
 typedef double real;
 #define COS cos
 #define SIN sin
+#define SQRT sqrt
 #define MADD __builtin_fma
 #pragma omp declare simd notinbranch
 double cos(double);
