@@ -797,9 +797,10 @@ def _native_superpositional_adam(
 ) -> bool:
     """The fused step through adam_kernels.c, if it takes these tensors (False: nothing done).
 
-    The C pass updates every tensor with coordinates in scope (every tensor, with
-    ``eps_inside_sqrt``), f on its leading ``k``; the rest go through torch's fused Adam,
-    so an out-of-scope tensor has torch's bits. sin and cos are computed in the pass;
+    Whenever some tensor has coordinates in scope (or with ``eps_inside_sqrt``) the C pass
+    updates every tensor, f on each one's leading ``k``: one pass is cheaper than torch's
+    fused Adam plus a second call, and out-of-scope tensors agree with torch's to float
+    rounding (plain Adam returns False and stays torch's, bit for bit). sin and cos are computed in the pass;
     any other f (random, plugin) is evaluated first, in tensor order as on every path.
     """
     if torch.compiler.is_compiling():
@@ -807,12 +808,11 @@ def _native_superpositional_adam(
     active = perturbs(perturbation, perturb_scale)
     if not (eps_inside_sqrt or (active and any(perturb_counts))):
         return False  # plain Adam: torch's fused kernel, as the other path runs it
-    mine = list(range(len(params)))
-    chosen = [[tensors[i] for i in mine] for tensors in (params, grads, exp_avgs, exp_avg_sqs)]
+    chosen = (params, grads, exp_avgs, exp_avg_sqs)
     kernels = adam_native.kernels(*chosen)
     if kernels is None:
         return False
-    counts = [perturb_counts[i] if active else 0 for i in mine]
+    counts = perturb_counts if active else [0] * len(params)
     kind = adam_native.NONE
     f_values: Optional[list[Optional[Tensor]]] = None
     if active:
@@ -820,21 +820,20 @@ def _native_superpositional_adam(
         kind = adam_native.KINDS.get(perturbation.name, adam_native.GIVEN) if ours else adam_native.GIVEN
         if kind == adam_native.GIVEN:
             drawn = [j for j, k in enumerate(counts) if k > 0]
-            values = _f_values(perturbation, [_leading(chosen[0][j], counts[j]) for j in drawn], generator)
-            f_values = [None] * len(mine)
+            values = _f_values(perturbation, [_leading(params[j], counts[j]) for j in drawn], generator)
+            f_values = [None] * len(params)
             for j, value in zip(drawn, values):
                 f_values[j] = value.detach().to(kernels.dtype).contiguous()
-    steps = [state_steps[i] for i in mine]
-    torch._foreach_add_(steps, 1)
+    torch._foreach_add_(state_steps, 1)
     c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
     by_step: dict[float, list[int]] = {}
-    for j, t in enumerate(steps):
+    for j, t in enumerate(state_steps):
         by_step.setdefault(t.item(), []).append(j)
     for step, run in by_step.items():
         hp = _hyperparameter_values(step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                                     eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
                                     c=c)
-        pick = (lambda tensors: tensors) if len(run) == len(mine) else (lambda tensors: [tensors[j] for j in run])
+        pick = (lambda tensors: tensors) if len(run) == len(params) else (lambda tensors: [tensors[j] for j in run])
         kernels.step(*(pick(tensors) for tensors in chosen), pick(counts), kind,
                      None if f_values is None else pick(f_values), hp)
     return True
