@@ -117,7 +117,7 @@ class QuantumAttention(nn.Module):
         # Explicit ops rather than F.scaled_dot_product_attention, for both arms: Phi
         # needs the raw scores, and the classical control must run the same path so
         # that a quantum/classical ratio measures Phi alone. (SDPA alone would run the
-        # classical arm 1.1-1.5x faster at textcls's T~17 and 2-2.6x at T=64 on CPU;
+        # classical arm 1.1-3x faster at textcls's T~17 and 1.9-2.6x at T=64 on CPU;
         # as Phi's carrier, through attn_mask, it saved nothing in evaluation: 0.77-1.22x.)
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, d_k)
