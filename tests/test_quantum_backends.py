@@ -11,6 +11,7 @@ import torch
 from superpos_cli.errors import BadInput
 from superpos_cli.quantum import BACKENDS, CircuitSpec, evaluate, get_backend, statevector
 from superpos_cli.quantum.backends import fourier
+from superpos_cli.quantum.circuit import ENCODINGS, ENTANGLERS, READOUTS
 
 EXACT = ("torch", "fourier", "aer")
 
@@ -422,3 +423,17 @@ def test_evaluations_of_any_size_give_the_training_kernels_values(above, eager_u
     grad_theta = theta.clone().requires_grad_()
     trained = get_backend("fourier").prepare(CircuitSpec(n_qubits=4, depth=2), grad_theta, phi).evaluate(x, 0.25)
     assert torch.equal(trained.detach(), expected)
+
+
+@pytest.mark.parametrize("encoding, entangler, readout",
+                         [(e, g, r) for e in ENCODINGS for g in ENTANGLERS for r in READOUTS])
+def test_the_torch_simulation_stays_on_the_device_of_its_angles(encoding, entangler, readout):
+    # On the meta device every op checks its operands' devices and computes nothing, so
+    # a constant built on the CPU (the Y basis, the CNOT map, the frequencies) fails
+    # here as it fails on CUDA (benchmarks/gpu_check.sh found one there), without a GPU.
+    spec = CircuitSpec(encoding=encoding, entangler=entangler, readout=readout)
+    theta, phi = (torch.randn(spec.depth, spec.n_qubits, device="meta", requires_grad=True) for _ in range(2))
+    circuit = get_backend("torch").prepare(spec, theta, phi)
+    value = circuit.evaluate(torch.randn(3, 5, device="meta"), alpha=0.5)
+    value.sum().backward()
+    assert value.device.type == "meta" and value.shape == (3, 5) and theta.grad.device.type == "meta"

@@ -49,24 +49,24 @@ def _shift_frequencies(state: torch.Tensor, weight: torch.Tensor, n_qubits: int)
     """
     slots = state.shape[0]
     padded = torch.nn.functional.pad(state, (0, 0, n_qubits, n_qubits))  # (F + 2n, 2**n)
-    index = torch.arange(slots + n_qubits)[:, None] - weight[None, :] + n_qubits  # (F + n, 2**n)
+    index = torch.arange(slots + n_qubits, device=state.device)[:, None] - weight[None, :] + n_qubits  # (F + n, 2**n)
     return padded.gather(0, index)  # (F + n, 2**n)
 
 
 def simulate(spec: CircuitSpec, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """Fourier coefficients S of the final state: (L+1, 2**n), psi(x) = sum_j S[j] e^{i(j-L/2)x}."""
     n = spec.n_qubits
-    cdtype = complex_dtype(theta.dtype)
-    v = y_eigenbasis(cdtype)
+    cdtype, device = complex_dtype(theta.dtype), theta.device  # the constants below go where theta is
+    v = y_eigenbasis(cdtype).to(device)
     to_y = v.mH.expand(n, 2, 2)  # (n, 2, 2)
-    plus_in_y = v.mH @ torch.full((2,), 1 / math.sqrt(2), dtype=cdtype)  # V^dagger H|0>, (2,)
+    plus_in_y = v.mH @ torch.full((2,), 1 / math.sqrt(2), dtype=cdtype, device=device)  # V^dagger H|0>, (2,)
     state = plus_in_y
     for _ in range(n - 1):
         state = torch.kron(state, plus_in_y)
     state = state.reshape(1, spec.dim)  # (1, 2**n), in the Y basis
 
-    weight = hamming_weight(n)
-    perm = cnot_permutation(n, spec.cnots())
+    weight = hamming_weight(n).to(device)
+    perm = cnot_permutation(n, spec.cnots()).to(device)
     # Rz(phi) Ry(theta) per layer and qubit; Rz is diagonal, so it scales rows.
     local = rz_phases(phi)[..., :, None] * ry_matrix(theta).to(cdtype)  # (depth, n, 2, 2)
     for layer in range(spec.depth):
@@ -88,7 +88,7 @@ class TorchCircuit:
         self.spec = spec
         self.coefficients = simulate(spec, theta, phi)  # (L+1, 2**n)
         L = spec.n_encodings
-        self.frequencies = torch.arange(L + 1, dtype=theta.dtype) - L / 2  # (L+1,)
+        self.frequencies = torch.arange(L + 1, dtype=theta.dtype, device=theta.device) - L / 2  # (L+1,)
 
     def _amplitudes(self, x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         angles = x.to(self.frequencies.dtype)[..., None] * self.frequencies  # (..., L+1)
