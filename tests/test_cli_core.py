@@ -23,6 +23,18 @@ def _invoke(args):
     return runner.invoke(app, args)
 
 
+def test_a_loss_task_reports_no_accuracy_target():
+    # gsm8k is ranked by loss: the --target default (0.9) measures nothing there, so the
+    # document says none and the table prints no "rerun with --target" line about it.
+    args = ["compare", "adam", "--task", "gsm8k", "--limit", "8", "--seeds", "1", "--max-epochs", "1",
+            "--d-model", "16", "--n-layers", "1", "--no-store", *INLINE]
+    doc = json.loads(_invoke([*args, "--json"]).stdout)
+    assert doc["metric"] == "mean_train_loss" and doc["target"] is None
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "target" not in result.output
+
+
 def test_compare_json_contract(tiny_jsonl, tmp_path):
     out = tmp_path / "doc.json"
     plot = tmp_path / "curves.png"

@@ -31,7 +31,7 @@ from typing import Any
 from superpos_cli.engine import stats
 from superpos_cli.engine.loop import TrainConfig
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.compare import main_metric
+from superpos_cli.experiments.compare import main_metric, target_of
 from superpos_cli.experiments.executor import EventCallback, counting, execute
 from superpos_cli.experiments.machine import machine_info, versions
 from superpos_cli.experiments.store import ResultsStore
@@ -155,9 +155,10 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
     best = _best(cells)
     for cell in cells:
         cell["best"] = cell["label"] == best
+    metric = main_metric([r for r in records if r.get("status") != "failed"])
     return {
         "kind": "ablate",
-        "metric": main_metric([r for r in records if r.get("status") != "failed"]),
+        "metric": metric,
         "task": spec.task,
         "task_options": spec.task_options,
         "base": spec.base,
@@ -165,7 +166,7 @@ def ablate_document(spec: AblateSpec, trials: list[TrialSpec], records: list[dic
         # Combinations left out because they set two options that exclude each other.
         "skipped_cells": [dict(c) for c in spec.grid.skipped],
         "control": control["label"],
-        "target": spec.train.target,
+        "target": target_of(metric, spec.train.target),
         "max_epochs": spec.train.max_epochs,
         "evals_per_epoch": spec.train.evals_per_epoch,
         "evals_after_target": spec.train.evals_after_target,

@@ -78,6 +78,12 @@ def main_metric(records: list[dict[str, Any]]) -> str:
     return "epochs_to_target" if records and records[0]["result"].get("target_metric") else "mean_train_loss"
 
 
+def target_of(metric: str, target: float | None) -> float | None:
+    """The accuracy target a document reports: none for a task ranked by loss (gsm8k),
+    whose --target default no trial measures against."""
+    return target if metric == "epochs_to_target" else None
+
+
 def compare_document(spec: CompareSpec, records: list[dict[str, Any]]) -> dict[str, Any]:
     """The compare document. Failed trials are listed under ``"failed"`` and left
     out of the summaries, with their seed in every arm (pairing,
@@ -96,12 +102,13 @@ def compare_document(spec: CompareSpec, records: list[dict[str, Any]]) -> dict[s
         [by_arm[arm.name] for arm in summarized],
         spec.train.max_epochs,
     )
+    metric = main_metric(completed(records))
     return {
         "kind": "compare",
-        "metric": main_metric(completed(records)),
+        "metric": metric,
         "task": spec.task,
         "task_options": spec.task_options,
-        "target": spec.train.target,
+        "target": target_of(metric, spec.train.target),
         "max_epochs": spec.train.max_epochs,
         "seeds": list(spec.seeds),
         "machine": machine_info(),
