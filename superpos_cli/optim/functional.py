@@ -619,15 +619,33 @@ def _torch_fused_adam(
         )
 
 
+def _host_values(tensors: dict[int, Tensor]) -> dict[int, float]:
+    """The one-element ``tensors`` as Python floats, by the same keys: one device-to-host
+    copy for all of them (``.item()`` each would wait for the device once per tensor)."""
+    if not tensors:
+        return {}
+    by_device: dict[torch.device, list[int]] = {}
+    for i, t in tensors.items():
+        by_device.setdefault(t.device, []).append(i)
+    out: dict[int, float] = {}
+    for device, keys in by_device.items():
+        if device.type == "cpu":
+            out.update((i, tensors[i].item()) for i in keys)
+        else:
+            out.update(zip(keys, torch.stack([tensors[i].reshape(()) for i in keys]).tolist()))
+    return out
+
+
 def _kernel_calls(
     tensor_lists: tuple[list[Tensor], ...],
-    state_steps: list[Tensor],
+    steps: dict[int, float],
     plan: list[Optional[tuple[str, torch.dtype, str]]],
 ) -> list[tuple[tuple[str, torch.dtype, str], list[int], bool]]:
     """The compiled calls of one step: (kernel key, tensor indices, flat) per call.
 
     ``tensor_lists`` is (params, grads, exp_avgs, exp_avg_sqs). Tensors share a
-    call when they share the kernel, size, device and step (so one ``hp``), and
+    call when they share the kernel, size, device and step (``steps``, by tensor index:
+    so one ``hp``), and
     theta, g, m, v are all contiguous (one 1-D view each); a tensor that is not
     goes alone, in its own shape (``flat`` False). Runs keep tensor order.
     """
@@ -637,7 +655,7 @@ def _kernel_calls(
         if key is None:
             continue
         if all(tensors[i].is_contiguous() for tensors in tensor_lists):
-            group = (key, params[i].numel(), params[i].device, state_steps[i].item())
+            group = (key, params[i].numel(), params[i].device, steps[i])
         else:
             group = (key, "alone", i)
         groups.setdefault(group, []).append(i)
@@ -679,7 +697,10 @@ def _fused_superpositional_adam(
         perturbation=perturbation, perturb_scale=perturb_scale, eps_inside_sqrt=eps_inside_sqrt,
         compile_kernels=compile_kernels,
     )
-    calls = _kernel_calls((params, grads, exp_avgs, exp_avg_sqs), state_steps, plan)
+    # Every compiled tensor's step count read once: on CUDA each .item() waits for the
+    # device, which cost more than the update itself on an H200 (benchmarks/gpu_check.sh).
+    compiled_steps = _host_values({i: state_steps[i] for i, key in enumerate(plan) if key is not None})
+    calls = _kernel_calls((params, grads, exp_avgs, exp_avg_sqs), compiled_steps, plan)
     # Compile (or fetch) every kernel and list length first: if one is missing,
     # fall back before any state or random number is touched.
     kernels = {key: _get_kernel(key, perturbation) for key in {key for key in plan if key is not None}}
@@ -737,7 +758,9 @@ def _fused_superpositional_adam(
         hps: dict[tuple[float, torch.device], Tensor] = {}
         for key, run, flat in calls:
             first = run[0]
-            hp_key = (state_steps[first].item(), params[first].device)
+            # The step just counted, rounded as the step tensor holds it.
+            hp_key = (torch.tensor(compiled_steps[first] + 1, dtype=state_steps[first].dtype).item(),
+                      params[first].device)
             hp = hps.get(hp_key)
             if hp is None:
                 values = _hyperparameter_values(
