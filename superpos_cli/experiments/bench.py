@@ -271,7 +271,8 @@ def bench_fourier_circuits(repeats: int, sizes: BenchSizes) -> dict[str, Any]:
         return torch.cos(x, out=buffer)
 
     with torch.no_grad():
-        ratios, m, r = ratio_samples(lambda: circuit.evaluate(x), reference, repeats, sizes.fourier_inner)
+        ratios, m, r = ratio_samples(lambda: circuit.evaluate(x), reference, repeats, sizes.fourier_inner,
+                                     warmup=2 * sizes.fourier_inner)
     return _timing_entry(ratios, m, r, "x torch.cos pass",
                          f"fourier backend (4 qubits, depth 2) / one torch.cos pass over the same "
                          f"{sizes.fourier_n} inputs", circuits=sizes.fourier_n,
