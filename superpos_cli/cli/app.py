@@ -20,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 from click import exceptions as click_errors
 
+from superpos_cli import allocator
 from superpos_cli.errors import BadInput, TrialsFailed
 
 
@@ -86,6 +87,7 @@ _register()
 def main() -> None:
     """The command, for ``python -m superpos_cli`` and for callers that embed it
     (it ends with SystemExit, as any click program)."""
+    allocator.keep_freed_memory()  # this process's trials and profiles (workers: allocator.WORKER_ENV)
     app()
 
 

@@ -45,6 +45,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from superpos_cli import allocator
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.workers import BLAS_THREAD_VARS, COMPILE_THREADS_VAR, TRIAL_THREADS
 
@@ -56,8 +57,10 @@ __all__ = ["DEFAULT_MAX_RETRIES", "RETRIED_EXCEPTIONS", "require_ray", "run_on_r
 DEFAULT_MAX_RETRIES = 2
 # Exceptions a retry can cure; any other one a trial raises is its own fault.
 RETRIED_EXCEPTIONS: tuple[type[BaseException], ...] = (OSError, MemoryError)
-# One thread per trial and one inductor compile process, as the local executor's workers.
-WORKER_ENV = {**{var: str(TRIAL_THREADS) for var in BLAS_THREAD_VARS}, COMPILE_THREADS_VAR: "1"}
+# One thread per trial, one inductor compile process and malloc keeping freed memory
+# (superpos_cli.allocator; a value set here passes through), as the local executor's workers.
+WORKER_ENV = {**{var: str(TRIAL_THREADS) for var in BLAS_THREAD_VARS}, COMPILE_THREADS_VAR: "1",
+              **{var: os.environ.get(var, value) for var, value in allocator.WORKER_ENV.items()}}
 REACH_TIMEOUT_S = 5.0
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 

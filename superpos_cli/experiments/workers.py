@@ -19,6 +19,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterator
 
+from superpos_cli import allocator
+
 TRIAL_THREADS = 1  # torch intra-op threads per trial (executor's module docstring)
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 COMPILE_THREADS_VAR = "TORCHINDUCTOR_COMPILE_THREADS"  # read when a worker imports inductor
@@ -64,6 +66,9 @@ def new_pool(jobs: int, threads: int) -> ProcessPoolExecutor:
     # one compile process per core, each worker also started those processes (each
     # importing torch) for two kernels: 20-30% more CPU per cold worker, measured.
     os.environ.setdefault(COMPILE_THREADS_VAR, "1")
+    # Read by each worker's glibc as it starts: freed step buffers stay in the heap
+    # (superpos_cli.allocator; about 5% of a training step).
+    allocator.export_to_workers()
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
 
