@@ -80,7 +80,8 @@ def test_nothing_happens_off_glibc(monkeypatch):
 @glibc_only
 def test_pool_workers_start_with_the_settings(monkeypatch):
     for var in allocator.WORKER_ENV:
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so the exported value is undone afterwards
+        monkeypatch.delenv(var)
     pool = workers.new_pool(1, 1)
     try:
         seen = {var: pool.submit(os.getenv, var).result(timeout=120) for var in allocator.WORKER_ENV}
