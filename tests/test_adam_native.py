@@ -136,3 +136,47 @@ def test_tensors_off_the_cpu_or_not_contiguous_are_not_taken():
     assert adam_native.kernels([torch.zeros(3)], [torch.zeros(3, dtype=torch.float64)]) is None
     assert adam_native.kernels([torch.zeros(3, dtype=torch.bfloat16)]) is None
     assert adam_native.kernels([torch.zeros(3, device="meta")]) is None
+
+
+COUNTS = [0.0, 1.0, 41.0, 3.5, 2.0**24 - 1, 2.0**24, 1e30]  # 2**24 + 1 rounds back to 2**24 in float32
+
+
+def test_step_counters_count_as_torchs_foreach_add():
+    kernels = adam_native.kernels([torch.zeros(1)])
+    ours = [torch.tensor(c, dtype=torch.float32) for c in COUNTS] + [torch.tensor([7.0])]  # 0-d and (1,)
+    theirs = [t.clone() for t in ours]
+    values = kernels.add_one_to_steps(ours)
+    torch._foreach_add_(theirs, 1)
+    assert [t.item() for t in ours] == [t.item() for t in theirs]
+    assert values == [t.item() for t in theirs]
+
+
+@pytest.mark.parametrize("counter", [torch.tensor(3.0, dtype=torch.float64), torch.zeros(2), torch.tensor(1, dtype=torch.int64)],
+                         ids=["float64", "two-elements", "int64"])
+def test_step_counters_it_does_not_take_are_left_to_torch(counter):
+    kernels = adam_native.kernels([torch.zeros(1)])
+    steps = [torch.tensor(1.0), counter]
+    before = [t.clone() for t in steps]
+    assert kernels.add_one_to_steps(steps) is None
+    assert all(torch.equal(a, b) for a, b in zip(steps, before))
+
+
+def test_tensors_at_different_step_counts_get_their_own_bias_corrections():
+    from superpos_cli.optim.optimizer import SuperpositionalAdam
+
+    def run(**path):
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(n)) for n in (5, 300, 9)]
+        optimizer = SuperpositionalAdam(params, lr=0.01, perturb="sin", perturb_scale=0.5, scope="all", **path)
+        generator = torch.Generator().manual_seed(1)
+        for step in range(6):
+            for i, p in enumerate(params):  # the middle tensor skips every other step
+                p.grad = None if (i == 1 and step % 2) else torch.randn(p.shape, generator=generator)
+            optimizer.step()
+        return params, [optimizer.state[p]["step"].item() for p in params]
+
+    native, native_steps = run()
+    reference, reference_steps = run(foreach=True)
+    assert native_steps == reference_steps == [6.0, 3.0, 6.0]
+    for a, b in zip(native, reference):
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-6)

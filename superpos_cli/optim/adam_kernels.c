@@ -126,3 +126,15 @@ int adam_step(int n, real *const *params, real *const *grads, real *const *exp_a
     free(first);
     return 0;
 }
+
+/* steps[t][0] += 1 in float32 for each of the n step counters (what torch's foreach add of 1
+ * does to them), the new counts into values: one call a step instead of a torch op per
+ * tensor and an .item() each (~50 us on textcls's 28 tensors).  Always float, in both
+ * builds: torch keeps Adam's step counts in float32 whatever the parameters' dtype. */
+int add_one_to_steps(int n, float *const *steps, double *values) {
+    for (int t = 0; t < n; t++) {
+        steps[t][0] += 1.0f;
+        values[t] = (double)steps[t][0];
+    }
+    return 0;
+}

@@ -38,7 +38,22 @@ class AdamKernels:
         self._step = library.adam_step
         self._step.restype = ctypes.c_int
         self._step.argtypes = [ctypes.c_int, p, p, p, p, p, p, p, ctypes.c_int, p, ctypes.c_int]
+        self._add_one = library.add_one_to_steps
+        self._add_one.restype = ctypes.c_int
+        self._add_one.argtypes = [ctypes.c_int, p, p]
         self.dtype = dtype
+
+    def add_one_to_steps(self, steps: Sequence[Tensor]) -> Optional[list[float]]:
+        """Each step counter += 1 in place, as ``torch._foreach_add_(steps, 1)``, and the new
+        counts, as ``[t.item() for t in steps]``; None (nothing done) unless every counter is
+        a one-element float32 CPU tensor."""
+        if not all(t.dtype is torch.float32 and t.is_cpu and t.numel() == 1 for t in steps):
+            return None
+        n = len(steps)
+        pointers = (ctypes.c_void_p * n)(*[t.data_ptr() for t in steps])
+        values = (ctypes.c_double * n)()
+        self._add_one(n, ctypes.addressof(pointers), ctypes.addressof(values))
+        return list(values)
 
     def step(self, params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor],
              exp_avg_sqs: Sequence[Tensor], perturbed: Sequence[int], kind: int,

@@ -847,11 +847,14 @@ def _native_superpositional_adam(
             f_values = [None] * len(params)
             for j, value in zip(drawn, values):
                 f_values[j] = value.detach().to(kernels.dtype).contiguous()
-    torch._foreach_add_(state_steps, 1)
+    counts_now = kernels.add_one_to_steps(state_steps)  # one C call (None: other counters)
+    if counts_now is None:
+        torch._foreach_add_(state_steps, 1)
+        counts_now = [t.item() for t in state_steps]
     c = _q_coefficient(lr, perturb_scale, perturb_unscaled)
     by_step: dict[float, list[int]] = {}
-    for j, t in enumerate(state_steps):
-        by_step.setdefault(t.item(), []).append(j)
+    for j, t in enumerate(counts_now):
+        by_step.setdefault(t, []).append(j)
     for step, run in by_step.items():
         hp = _hyperparameter_values(step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                                     eps_inside_sqrt=eps_inside_sqrt, decoupled_weight_decay=decoupled_weight_decay,
