@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from superpos_cli.cli.app import app
 from superpos_cli.errors import BadInput
-from superpos_cli.experiments.profile import ProfileSpec, parse_parts
+from superpos_cli.experiments.profile import EPOCH_CONTROL, ProfileSpec, parse_parts
 from superpos_cli.experiments.timing import interleaved_runs, interleaved_steps, paired_ratio
 
 runner = CliRunner()
@@ -44,8 +44,12 @@ def test_profile_json_has_every_part_with_ratios(tmp_path):
     assert all(r["circuits_per_s"] > 0 for r in doc["circuit"])
     assert next(r for r in doc["circuit"] if r["backend"] == "aer")["ratio_vs_aer"] == pytest.approx(1.0)
     epoch = {r["name"]: r for r in doc["epoch"]}
-    assert set(epoch) == {"adam+classical", "adam+quantum", "sgd+classical", "sgd+quantum"}
+    assert list(epoch) == ["adam+classical", EPOCH_CONTROL, "adam+quantum", "sgd+classical", "sgd+quantum"]
     assert epoch["adam+classical"]["overhead"] == 0.0
+    control = epoch[EPOCH_CONTROL]  # the reference again, timed beside it: same config, its own samples
+    assert control["control"] and not any(r["control"] for r in epoch.values() if r is not control)
+    assert (control["optimizer"], control["attention"]) == ("adam", "classical")
+    assert control["samples"] != epoch["adam+classical"]["samples"]
     for row in epoch.values():
         assert row["break_even_speedup"] == pytest.approx(1 + row["overhead"])
     assert any(r.get("compile_s") is not None or r["path"] == "foreach" for r in doc["optimizer"])
