@@ -37,7 +37,7 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 import psutil
 import torch
@@ -55,6 +55,10 @@ EPOCH_CONFIGS = (("adam", "classical"), ("adam", "quantum"), ("sgd", "classical"
 # -1.6% to +0.9% over 8 blocks, as wide as sgd+classical's whole cost (-0.6% to +0.6%
 # beside it), so an arm within that much of it is within noise of costing nothing.
 EPOCH_CONTROL = "adam+classical again"
+# What profile_epoch times, by row name, in row order: the reference, its control, the rest.
+EPOCH_RUNS = {name: config for name, config in [
+    (f"{EPOCH_CONFIGS[0][0]}+{EPOCH_CONFIGS[0][1]}", EPOCH_CONFIGS[0]), (EPOCH_CONTROL, EPOCH_CONFIGS[0]),
+    *((f"{arm}+{attention}", (arm, attention)) for arm, attention in EPOCH_CONFIGS[1:])]}
 # (B, H, T, d_k): the textcls model (batch 32, 4 heads, d_model 64, <= 64 tokens) and
 # the issue's fixed reference shape (the same numbers today; both kept so either can move).
 TEXTCLS_ATTENTION_SHAPE = (32, 4, 64, 16)
@@ -220,29 +224,18 @@ class TrainingSteps:
         return elapsed, tokens
 
 
-def _epoch_names(configs: Sequence[tuple[str, str]], control: bool) -> dict[str, tuple[str, str]]:
-    """{"arm+attention": (arm, attention)} in order, with :data:`EPOCH_CONTROL` (a second
-    copy of the first config) after the first where ``control``."""
-    names = {f"{arm}+{attention}": (arm, attention) for arm, attention in configs}
-    if not control:
-        return names
-    first, *rest = names.items()
-    return dict([first, (EPOCH_CONTROL, first[1]), *rest])
+def epoch_times(configs: Mapping[str, tuple[str, str]], repeats: int, steps: int | None = None, seed: int = 0,
+                task_options: dict[str, Any] | None = None, warmup: int = 1) -> tuple[dict[str, list[float]], int]:
+    """Seconds of training per epoch (or per ``steps`` steps) for each named (arm, attention);
+    the first name is the reference.
 
-
-def epoch_times(configs: Sequence[tuple[str, str]], repeats: int, steps: int | None = None, seed: int = 0,
-                task_options: dict[str, Any] | None = None, warmup: int = 1,
-                control: bool = False) -> tuple[dict[str, list[float]], int]:
-    """Seconds of training per epoch (or per ``steps`` steps) for each (arm, attention),
-    and for :data:`EPOCH_CONTROL` too where ``control``.
-
-    Returns ({"arm+attention": samples}, steps per sample). The configs take turns
+    Returns ({name: samples}, steps per sample). The configs take turns
     step by step (:func:`interleaved_steps`); a sample is one config's summed steps
     of a round. Warmup rounds are untimed: they allocate optimizer state and compile
     the fourier kernels.
     """
     runners: dict[str, TrainingSteps] = {}
-    for name, (arm, attention) in _epoch_names(configs, control).items():
+    for name, (arm, attention) in configs.items():
         runners[name] = TrainingSteps("textcls", arm, {"kind": attention, **(task_options or {})}, seed)
     n = steps or next(iter(runners.values())).steps_per_epoch()
     times = interleaved_steps({name: (lambda r=r: r.run(1)[0]) for name, r in runners.items()}, n, repeats, warmup)
@@ -251,14 +244,13 @@ def epoch_times(configs: Sequence[tuple[str, str]], repeats: int, steps: int | N
 
 def profile_epoch(repeats: int = 5, steps: int | None = None, seed: int = 0,
                   device: str = "cpu") -> list[dict[str, Any]]:
-    """One row per (optimizer, attention) config of :data:`EPOCH_CONFIGS`, and the
-    :data:`EPOCH_CONTROL` row (``"control": True``) second."""
-    configs = _epoch_names(EPOCH_CONFIGS, control=True)
-    times, n = epoch_times(EPOCH_CONFIGS, repeats, steps, seed, task_options={"device": device}, control=True)
+    """One row per entry of :data:`EPOCH_RUNS`: each config of :data:`EPOCH_CONFIGS`, and
+    the :data:`EPOCH_CONTROL` row (``"control": True``) second."""
+    times, n = epoch_times(EPOCH_RUNS, repeats, steps, seed, task_options={"device": device})
     reference = next(iter(times.values()))
     rows = []
     for name, samples in times.items():
-        arm, attention = configs[name]
+        arm, attention = EPOCH_RUNS[name]
         overhead = paired_ratio(samples, reference) - 1
         rows.append({"part": "epoch", "name": name, "optimizer": arm, "attention": attention, "steps": n,
                      "device": device, "control": name == EPOCH_CONTROL,
