@@ -133,3 +133,26 @@ def test_ratios_are_paired_by_round():
     assert paired_ratio([2.0, 2.0, 8.0, 3.0, 3.0], reference) == 2.0
     with pytest.raises(ValueError):
         paired_ratio([1.0], [1.0, 2.0])
+
+
+def test_paired_rounds_take_each_sides_median_call(monkeypatch):
+    """ratio_samples on a fake clock: calls alternate M R, R M, ... after the warmup
+    pairs; a round's sample is each side's median call, so one descheduled call (a
+    reference call 10x as long) moves neither the sample nor the ratio."""
+    from superpos_cli.experiments import timing
+
+    clock, calls = [0.0], []
+    reference_costs = iter([1.0] * 2 + [1.0, 10.0, 1.0] + [1.0] * 3)  # 2 warmup calls, then 2 rounds of 3
+
+    def method():
+        calls.append("M")
+        clock[0] += 2.0
+
+    def reference():
+        calls.append("R")
+        clock[0] += next(reference_costs)
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    ratios, method_s, reference_s = timing.ratio_samples(method, reference, repeats=2, inner=3, warmup=2)
+    assert calls == list("MRMR") + list("MRRMMR") * 2
+    assert (ratios, method_s, reference_s) == ([2.0, 2.0], [2.0, 2.0], [1.0, 1.0])

@@ -43,6 +43,7 @@ import torch
 from superpos_cli.errors import BadInput
 from superpos_cli.experiments.machine import git_commit, machine_info, versions
 from superpos_cli.experiments.regression import LARGER, SMALLER, compare_records
+from superpos_cli.experiments.timing import ratio_samples
 from superpos_cli.fileio import save_with
 
 METRICS = ("optimizer_step", "attention", "fourier_circuits", "epoch_overhead", "convergence")
@@ -154,35 +155,6 @@ def metric_entry(samples: Sequence[float | None], unit: str, description: str, *
 
 
 # --------------------------------------------------------------------------- timing
-
-
-def ratio_samples(method: Callable[[], Any], reference: Callable[[], Any], repeats: int, inner: int,
-                  warmup: int = 2) -> tuple[list[float], list[float], list[float]]:
-    """(ratios, method seconds, reference seconds) per repeat.
-
-    Each repeat times ``inner`` calls of each side, alternating A B B A A B ...;
-    its sample is the median call of the method over the median call of the
-    reference. Medians, not sums: on a loaded machine a call is sometimes
-    descheduled part-way, which only ever adds time, and one such call would move
-    a sum but not a median. ``warmup`` untimed calls of each side come first
-    (state allocation, kernel compiles).
-    """
-    for _ in range(warmup):
-        method()
-        reference()
-    ratios, method_s, reference_s = [], [], []
-    for _ in range(repeats):
-        times: dict[Any, list[float]] = {method: [], reference: []}
-        for i in range(inner):
-            for fn in ((method, reference) if i % 2 == 0 else (reference, method)):
-                start = time.perf_counter()
-                fn()
-                times[fn].append(time.perf_counter() - start)
-        m, r = statistics.median(times[method]), statistics.median(times[reference])
-        ratios.append(m / r)
-        method_s.append(m)
-        reference_s.append(r)
-    return ratios, method_s, reference_s
 
 
 def _timing_entry(ratios, method_s, reference_s, unit: str, description: str, **detail) -> dict[str, Any]:

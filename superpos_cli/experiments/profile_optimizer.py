@@ -7,14 +7,14 @@ The parameter set is fixed: ten fp32 tensors, eight of 1024x1024 then two of
 Every variant holds its own copy of the parameters and optimizer state and shares
 the same gradients. After ``warmup`` untimed steps each (state allocation and any
 kernel compile happen there; compile time is reported separately), each variant is
-timed in its own pairing with ``torch.optim.Adam(fused=True)``, step by step in
-alternating order (R V, V R, ...), and ``ratio_vs_fused_adam`` is the median over
-pairs of the variant's step over the reference's next to it. One round of all
-twelve variants lasted about a second, most of it the foreach rows, so a slow
-stretch of this shared VM fell between a variant and its reference: scope tensors
-read 0.97 / 1.01 / 1.12x and scope all 1.05 / 1.10 / 1.24x over three runs of the
-same code (``--threads 2``). The reference row shows its own samples of the first
-pairing.
+timed in its own pairing with ``torch.optim.Adam(fused=True)``: per round,
+``PAIRED_STEPS`` steps of each side in alternating order (R V, V R, ...), and the
+round's sample is each side's median step (:func:`.timing.ratio_samples`);
+``ratio_vs_fused_adam`` is the median over rounds of the variant's sample over the
+reference's. One step pair per round was too thin: at 16.8M coordinates single
+pairs of equal work spread 0.79-1.38x on this 2-core VM, and the median of five
+read 0.94-1.04x for the same C pass in three runs. The reference row shows its
+own samples of the first pairing.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from typing import Callable, Optional, Sequence
 import psutil
 import torch
 
-from superpos_cli.experiments.timing import interleaved, paired_ratio
+from superpos_cli.experiments.timing import interleaved, paired_ratio, ratio_samples
 from superpos_cli.optim.optimizer import SCOPES, SuperpositionalAdam
 
 PROFILE_SHAPES: tuple[tuple[int, ...], ...] = ((1024, 1024),) * 8 + ((4096, 1024),) * 2
 PROFILE_SEED = 0
 REFERENCE = ("adam", "fused")
+PAIRED_STEPS = 8  # steps of each side per round; a round's sample is its median step
 
 
 @dataclass
@@ -71,8 +72,8 @@ def profile_optimizer(
     """Time one ``step()`` of each variant; one record per variant.
 
     Record keys: part ("optimizer"), name, scope, path, median / min / max
-    (seconds per step), samples (all timed steps), reference_samples (fused Adam's
-    steps paired with them), ratio_vs_fused_adam (median of the paired ratios),
+    (seconds per step), samples (each round's median step), reference_samples
+    (fused Adam's, from the same rounds), ratio_vs_fused_adam (median of the paired ratios),
     compile_s (one-off kernel compile time, None when no kernel is compiled),
     peak_memory_mb (largest process RSS seen right after this variant's
     steps: process-wide, so it includes every variant built before it).
@@ -101,11 +102,10 @@ def profile_optimizer(
     for i, optimizer in enumerate(optimizers):
         if i == ref:
             continue
-        pair = interleaved({"reference": optimizers[ref].step, "variant": optimizer.step}, repeats, warmup=0,
-                           device=device)
-        samples[i], references[i] = pair["variant"], pair["reference"]
+        _, samples[i], references[i] = ratio_samples(optimizer.step, optimizers[ref].step, repeats, PAIRED_STEPS,
+                                                     warmup=1, device=device)
         if not samples[ref]:
-            samples[ref] = references[ref] = pair["reference"]
+            samples[ref] = references[ref] = references[i]
         peak_rss[i] = max(peak_rss[i], process.memory_info().rss)
     if not samples[ref]:  # the reference alone
         samples[ref] = references[ref] = interleaved({"reference": optimizers[ref].step}, repeats, warmup=0,

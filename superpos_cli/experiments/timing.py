@@ -82,6 +82,39 @@ def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: i
     return interleaved_runs({name: timed(fn, device) for name, fn in fns.items()}, repeats, warmup)
 
 
+def ratio_samples(method: Callable[[], Any], reference: Callable[[], Any], repeats: int, inner: int,
+                  warmup: int = 2, device: Any = None) -> tuple[list[float], list[float], list[float]]:
+    """(ratios, method seconds, reference seconds) per repeat.
+
+    Each repeat times ``inner`` calls of each side, alternating A B B A A B ...;
+    its sample is the median call of the method over the median call of the
+    reference. Medians, not sums: on a loaded machine a call is sometimes
+    descheduled part-way, which only ever adds time, and one such call would move
+    a sum but not a median. ``warmup`` untimed calls of each side come first
+    (state allocation, kernel compiles). On CUDA each call is timed with its
+    queue drained (:func:`timed`).
+    """
+    for _ in range(warmup):
+        method()
+        reference()
+    timed_method, timed_reference = timed(method, device), timed(reference, device)
+    ratios, method_s, reference_s = [], [], []
+    for _ in range(repeats):
+        m_calls, r_calls = [], []
+        for i in range(inner):
+            if i % 2 == 0:
+                m_calls.append(timed_method())
+                r_calls.append(timed_reference())
+            else:
+                r_calls.append(timed_reference())
+                m_calls.append(timed_method())
+        m, r = statistics.median(m_calls), statistics.median(r_calls)
+        ratios.append(m / r)
+        method_s.append(m)
+        reference_s.append(r)
+    return ratios, method_s, reference_s
+
+
 def paired_ratio(samples: Sequence[float], reference: Sequence[float]) -> float:
     """The median over rounds of sample / reference in the same round: what a ratio
     of two interleaved candidates means here (bench's ratios are per round too).
