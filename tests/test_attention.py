@@ -184,3 +184,41 @@ def test_noisy_layers_batch_exactly_and_shots_follow_the_seed():
 def test_noise_needs_a_backend_that_simulates_it(backend):
     with pytest.raises(BadInput):
         QuantumAttention(D, H, circuit=CircuitSpec(2, 1, readout="prob", noise="depolarizing:0.1"), backend=backend)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("causal", [False, True])
+def test_mask_folded_into_the_c_kernels_gives_masked_fills_bits(monkeypatch, causal, dtype):
+    """fourier's C pass applies attention's mask (and its backward) itself: the same bits
+    as the unfolded kernel followed by masked_fill, with a fully padded row and left padding."""
+    from superpos_cli.quantum.backends import trig_native
+
+    if not trig_native.available(dtype):
+        pytest.skip("no C compiler: the C kernels do not build")
+    torch.manual_seed(0)
+    attn = QuantumAttention(64, 4, circuit=CircuitSpec(n_qubits=4, depth=2), causal=causal).to(dtype)
+    x = torch.randn(6, 21, 64, dtype=dtype, requires_grad=True)
+    pad = torch.zeros(6, 21, dtype=torch.bool)
+    pad[:, 15:] = True
+    pad[2, 3:] = True
+    pad[3] = True  # a row with no key: uniform weights, gradient only through masked_fill's zeros
+    pad[4, :4] = True  # left padding
+    masks_seen = []
+    forward = trig_native.TrigKernels.forward
+
+    def spy(self, *args, mask=None, **kwargs):
+        masks_seen.append(mask)
+        return forward(self, *args, mask=mask, **kwargs)
+
+    monkeypatch.setattr(trig_native.TrigKernels, "forward", spy)
+    results = []
+    for folded in (True, False):
+        monkeypatch.setattr(fourier.FourierCircuit, "takes_mask", folded)
+        attn.zero_grad()
+        x.grad = None
+        y = attn(x, pad)
+        y.square().sum().backward()
+        results.append((y.detach(), x.grad, attn.theta.grad, attn.phi.grad))
+    assert masks_seen[0] is not None and masks_seen[1] is None  # the folded pass, then the plain one
+    for folded, plain in zip(*results):
+        assert torch.equal(folded, plain)

@@ -30,6 +30,7 @@ from superpos_cli.models.config import PHI_INPUTS
 from superpos_cli.models.dropout import StreamDropout
 from superpos_cli.quantum import CircuitSpec, get_backend
 from superpos_cli.quantum.memory import chunk_scores
+from superpos_cli.quantum.score_mask import ScoreMask
 
 # The bytes this trial may use (``--max-memory`` divided among the parallel trials), or
 # None: set around a trial by :func:`memory_budget`, read when attention chunks scores.
@@ -123,48 +124,39 @@ class QuantumAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, d_k)
         scores = q @ k.transpose(-2, -1)  # (B, H, T, T), raw Q K^T
         scale = 1.0 / math.sqrt(self.d_k)
+        mask = ScoreMask.build(key_padding_mask, self.causal, B, self.n_heads, T, scores.dtype)
         if self.circuit is None:
             logits = scores * scale  # (B, H, T, T)
         elif self.phi_input == "raw":
-            logits = self._with_phi(scores, scale)  # scores * scale + Phi(scores), (B, H, T, T)
+            logits, mask = self._with_phi(scores, scale, mask)  # scores * scale + Phi(scores), (B, H, T, T)
         else:
-            logits = self._with_phi(scores * scale, 1.0)  # (B, H, T, T)
-        mask = self._mask(key_padding_mask, B, T, x.device)
-        if mask is not None:
-            # The most negative finite value instead of -inf: identical weights wherever a
-            # row keeps one key, and no NaN where a row keeps none.
-            logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
+            logits, mask = self._with_phi(scores * scale, 1.0, mask)  # (B, H, T, T)
+        if mask is not None:  # not yet applied by the circuit
+            logits = mask.apply(logits)
         weights = self.attn_drop(torch.softmax(logits, dim=-1))  # (B, H, T, T)
         y = (weights @ v).transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.out(y)
 
-    def _mask(self, key_padding_mask, B: int, T: int, device) -> torch.Tensor | None:
-        """True where attention is forbidden, broadcastable to (B, H, T, T)."""
-        mask = None
-        if key_padding_mask is not None:
-            if key_padding_mask.shape != (B, T):
-                raise BadInput(f"key_padding_mask must have shape {(B, T)}, got {tuple(key_padding_mask.shape)}")
-            mask = key_padding_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
-        if self.causal:
-            future = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)  # (T, T)
-            mask = future if mask is None else mask | future  # (B, 1, T, T)
-        return mask
-
-    def _with_phi(self, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
-        """alpha * inputs + readout(C(inputs)) elementwise: (B, H, T, T) -> (B, H, T, T).
+    def _with_phi(self, inputs: torch.Tensor, alpha: float, mask: ScoreMask | None):
+        """(alpha * inputs + readout(C(inputs)) elementwise (B, H, T, T), the part of ``mask``
+        still to apply: None where the circuit applied it).
 
         The backends fold alpha * inputs into their pass over the scores (one kernel
-        for fourier), saving a full read and write of the logits each way.
+        for fourier), saving a full read and write of the logits each way; a circuit that
+        ``takes_mask`` folds attention's mask in as well (the fourier C kernels: its
+        masked_fill and that fill's backward, two more passes each way).
         """
         if not self.per_head:
             circuit = self._take_prepared() or self._backend.prepare(self.circuit, self.theta, self.phi, **self._options)
-            return self._chunked(circuit, inputs, alpha)
+            if mask is not None and getattr(circuit, "takes_mask", False) and inputs.numel() <= self._chunk(inputs):
+                return circuit.evaluate(inputs, alpha, mask=mask), None
+            return self._chunked(circuit, inputs, alpha), mask
         heads = [
             self._chunked(self._backend.prepare(self.circuit, self.theta[h], self.phi[h], **self._options),
                           inputs[:, h], alpha)
             for h in range(self.n_heads)
         ]
-        return torch.stack(heads, dim=1)  # (B, H, T, T)
+        return torch.stack(heads, dim=1), mask  # (B, H, T, T)
 
     def _take_prepared(self):
         """The circuit :func:`prepare_attention` made for this forward, if still valid (once)."""
@@ -178,10 +170,14 @@ class QuantumAttention(nn.Module):
             return None
         return circuit
 
+    def _chunk(self, inputs: torch.Tensor) -> int:
+        """Scores per backend call."""
+        if self.chunk_elements is not None:
+            return self.chunk_elements
+        return chunk_scores(self.circuit, self.backend, _BUDGET.get(), inputs.element_size())
+
     def _chunked(self, circuit, inputs: torch.Tensor, alpha: float) -> torch.Tensor:
-        chunk = self.chunk_elements
-        if chunk is None:
-            chunk = chunk_scores(self.circuit, self.backend, _BUDGET.get(), inputs.element_size())
+        chunk = self._chunk(inputs)
         if inputs.numel() <= chunk:
             return circuit.evaluate(inputs, alpha)
         parts = inputs.reshape(-1).split(chunk)

@@ -31,6 +31,7 @@ from superpos_cli.quantum.backends import coefficients, trig_native
 from superpos_cli.quantum.backends.direct import DirectKernels
 from superpos_cli.quantum.backends.torch_backend import TorchCircuit, complex_dtype, with_shots
 from superpos_cli.quantum.circuit import CircuitSpec
+from superpos_cli.quantum.score_mask import ScoreMask
 
 class SpectralFallbackWarning(UserWarning):
     """The fourier backend evaluated a readout without a finite spectrum via torch."""
@@ -413,25 +414,27 @@ class AngleReadout(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, theta, phi, coef, jacobian, native, omega: float, alpha: float):
+    def forward(ctx, x, theta, phi, coef, jacobian, native, omega: float, alpha: float, mask=None):
         # x contiguous (evaluate makes sure); the kernels read any shape as flat. Detached,
         # so kept on ctx without the reference cycle a saved input would otherwise need.
+        # ``mask`` (a ScoreMask, x then (B, H, T, T)): its fill where it masks, in the same pass.
         scores = x.detach()
         if jacobian.dtype != native.numpy_dtype:
             jacobian = jacobian.astype(native.numpy_dtype)
-        ctx.state = scores, coef, jacobian, native, omega, alpha, (2, *theta.shape), theta.dtype, phi.dtype
-        return native.forward(scores, coef, omega, alpha)
+        ctx.state = scores, coef, jacobian, native, omega, alpha, (2, *theta.shape), theta.dtype, phi.dtype, mask
+        return native.forward(scores, coef, omega, alpha, mask=mask)
 
     @staticmethod
     def backward(ctx, grad):
-        scores, coef, jacobian, native, omega, alpha, shape, theta_dtype, phi_dtype = ctx.state
+        scores, coef, jacobian, native, omega, alpha, shape, theta_dtype, phi_dtype, mask = ctx.state
         if not grad.is_contiguous():
             grad = grad.contiguous()
-        grad_x, angles = native.backward_angles(scores, grad, coef, omega, alpha, jacobian, shape)  # (theta/phi, D, n)
+        grad_x, angles = native.backward_angles(scores, grad, coef, omega, alpha, jacobian, shape,
+                                                mask=mask)  # angles (theta/phi, D, n)
         g_theta, g_phi = angles.unbind(0)
         if g_theta.dtype != theta_dtype or g_phi.dtype != phi_dtype:
             g_theta, g_phi = g_theta.to(theta_dtype), g_phi.to(phi_dtype)
-        return grad_x, g_theta, g_phi, None, None, None, None, None
+        return grad_x, g_theta, g_phi, None, None, None, None, None, None
 
 
 # No-grad evaluation prepares the same angles again and again (every batch of an
@@ -507,9 +510,14 @@ class FourierCircuit:
             self._sampler = TorchCircuit(self.spec, theta.double(), phi.double())
         return self._sampler
 
-    def evaluate(self, x: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
+    # evaluate() takes a ScoreMask (attention passes its mask rather than masked_fill after)
+    takes_mask = True
+
+    def evaluate(self, x: torch.Tensor, alpha: float = 0.0, mask: ScoreMask | None = None) -> torch.Tensor:
         """x (...) -> readout (...) [+ alpha x], differentiable in x and the coefficients (or,
-        for circuits carrying a Jacobian, in the angles directly)."""
+        for circuits carrying a Jacobian, in the angles directly). With ``mask`` (x then
+        (B, H, T, T) scores), the masked positions hold its fill: ``mask.apply`` of the result,
+        folded into the C pass each way where the angles' Jacobian path runs (training on CPU)."""
         if self._jacobian is not None and torch.is_grad_enabled():
             theta, phi = self._angles
             native = trig_native.kernels(x, self.degree) if NATIVE else None
@@ -518,11 +526,13 @@ class FourierCircuit:
                 if coef.dtype != x.dtype:
                     coef = coef.to(x.dtype).contiguous()
                 return AngleReadout.apply(x if x.is_contiguous() else x.contiguous(), theta, phi, coef,
-                                          self._jacobian, native, self.omega, alpha)
+                                          self._jacobian, native, self.omega, alpha, mask)
             # x the C kernels do not take (another dtype): differentiable coefficients instead
             coef = coefficients.CircuitCoefficients.apply(theta, phi, self.spec, self.omega, self.degree)
-            return TrigPolynomial.apply(x.contiguous(), coef.to(x.dtype), self.omega, alpha)
-        return TrigPolynomial.apply(x.contiguous(), self.coefficients.to(x.dtype), self.omega, alpha)
+            y = TrigPolynomial.apply(x.contiguous(), coef.to(x.dtype), self.omega, alpha)
+        else:
+            y = TrigPolynomial.apply(x.contiguous(), self.coefficients.to(x.dtype), self.omega, alpha)
+        return y if mask is None else mask.apply(y)
 
     def statevector(self, x: torch.Tensor) -> torch.Tensor:
         """Amplitudes come from the (float64) torch simulator, itself a spectral evaluation."""

@@ -286,15 +286,48 @@ static inline __attribute__((always_inline)) void backward_fixed(const real *x, 
     default: call_generic;                                                                                    \
     }
 
+/* Attention's mask over flat (B, H, T, T) scores (fourier.AngleReadout with a
+   quantum.score_mask.ScoreMask): position (b, h, i, j) is masked where key j of batch row b is
+   padding (key_pad[b * T + j] != 0, key_pad NULL for none) or, causal, j > i.  The forward
+   writes fill there (attention's masked_fill, done in the same pass over memory); the backward
+   reads the incoming gradient as 0 there (masked_fill's backward), so both give the bits of the
+   unmasked kernel followed by masked_fill. */
+struct mask {
+    const uint8_t *key_pad;
+    int64_t T, rows_per_batch; /* rows_per_batch = H * T */
+    int causal;
+};
+
+static inline int masking(const struct mask *m) { return m->key_pad != NULL || m->causal; }
+
+/* v[k] = fill for the masked positions lo + k, k < len. */
+static void mask_span(real *v, int64_t lo, int len, const struct mask *m, real fill) {
+    const int64_t T = m->T, end = lo + len;
+    for (int64_t p = lo; p < end;) {
+        const int64_t row = p / T, j0 = p - row * T, i = row % T;
+        const int64_t stop = (row + 1) * T < end ? (row + 1) * T : end;
+        const uint8_t *kp = m->key_pad ? m->key_pad + (row / m->rows_per_batch) * T : NULL;
+        real *out = v + (p - lo);
+        const int n = (int)(stop - p);
+        for (int k = 0; k < n; k++) {
+            const int64_t j = j0 + k;
+            if ((kp && kp[j]) || (m->causal && j > i)) out[k] = fill;
+        }
+        p = stop;
+    }
+}
+
 static int clamp_threads(int threads, int64_t n, int64_t blocks) {
     if (n < PARALLEL_FROM) return 1;
     if (threads > blocks) threads = (int)blocks;
     return threads < 1 ? 1 : threads;
 }
 
-/* y (n) from x (n); returns 0, or -1 for a degree above MAX_DEGREE. */
+/* y (n) from x (n), fill where (key_pad, T, rows_per_batch, causal) masks (struct mask; key_pad
+   NULL and causal 0: nothing); returns 0, or -1 for a degree above MAX_DEGREE. */
 int trig_forward(const real *x, real *y, int64_t n, const real *coef, int degree, real omega, real alpha,
-                 int threads) {
+                 int threads, const uint8_t *key_pad, int64_t T, int64_t rows_per_batch, int causal, real fill) {
+    const struct mask m = {key_pad, T, rows_per_batch, causal};
     if (degree < 0 || degree > MAX_DEGREE) return -1;
     const real *a = coef, *b = coef + degree + 1;
     int64_t blocks = (n + BLOCK - 1) / BLOCK;
@@ -308,18 +341,22 @@ int trig_forward(const real *x, real *y, int64_t n, const real *coef, int degree
         int len = (int)(n - lo < BLOCK ? n - lo : BLOCK);
         if (power) {
             forward_power(x + lo, y + lo, len, pa, pb, omega, alpha);
-            continue;
+        } else {
+            DISPATCH(forward_fixed(x + lo, y + lo, len, a, b, d, omega, alpha),
+                     forward_block(x + lo, y + lo, len, a, b, degree, omega, alpha))
         }
-        DISPATCH(forward_fixed(x + lo, y + lo, len, a, b, d, omega, alpha),
-                 forward_block(x + lo, y + lo, len, a, b, degree, omega, alpha))
+        if (masking(&m)) mask_span(y + lo, lo, len, &m, fill); /* the block is still in L1 */
     }
     return 0;
 }
 
-/* grad_x (n) and moments (2, F+1) from x, g (n); returns 0, -1 for a degree above
-   MAX_DEGREE, -2 when the block sums cannot be allocated. */
+/* grad_x (n) and moments (2, F+1) from x, g (n), g read as 0 where the mask masks (as
+   trig_forward); returns 0, -1 for a degree above MAX_DEGREE, -2 when the block sums cannot be
+   allocated. */
 int trig_backward(const real *x, const real *g, real *grad_x, double *moments, int64_t n, const real *coef,
-                  int degree, real omega, real alpha, int threads) {
+                  int degree, real omega, real alpha, int threads, const uint8_t *key_pad, int64_t T,
+                  int64_t rows_per_batch, int causal) {
+    const struct mask m = {key_pad, T, rows_per_batch, causal};
     if (degree < 0 || degree > MAX_DEGREE) return -1;
     const real *a = coef, *b = coef + degree + 1;
     const int width = 2 * (degree + 1);
@@ -332,8 +369,15 @@ int trig_backward(const real *x, const real *g, real *grad_x, double *moments, i
         int64_t lo = blk * BLOCK;
         int len = (int)(n - lo < BLOCK ? n - lo : BLOCK);
         double *sums = partial + blk * width;
-        DISPATCH(backward_fixed(x + lo, g + lo, grad_x + lo, len, a, b, d, omega, alpha, sums),
-                 backward_block(x + lo, g + lo, grad_x + lo, len, a, b, degree, omega, alpha, sums))
+        real masked[BLOCK];
+        const real *gb = g + lo;
+        if (masking(&m)) { /* the block's gradient, zero where masked */
+            for (int i = 0; i < len; i++) masked[i] = gb[i];
+            mask_span(masked, lo, len, &m, 0);
+            gb = masked;
+        }
+        DISPATCH(backward_fixed(x + lo, gb, grad_x + lo, len, a, b, d, omega, alpha, sums),
+                 backward_block(x + lo, gb, grad_x + lo, len, a, b, degree, omega, alpha, sums))
     }
     for (int j = 0; j < width; j++) moments[j] = 0;
     for (int64_t blk = 0; blk < blocks; blk++)
@@ -346,8 +390,9 @@ int trig_backward(const real *x, const real *g, real *grad_x, double *moments, i
    coefficients' Jacobian (n_angles, 2 (F+1)) (fourier.AngleReadout: one call per backward). */
 int trig_backward_angles(const real *x, const real *g, real *grad_x, double *moments, int64_t n, const real *coef,
                          int degree, real omega, real alpha, int threads, const real *jacobian, int n_angles,
-                         real *angles) {
-    int status = trig_backward(x, g, grad_x, moments, n, coef, degree, omega, alpha, threads);
+                         real *angles, const uint8_t *key_pad, int64_t T, int64_t rows_per_batch, int causal) {
+    int status = trig_backward(x, g, grad_x, moments, n, coef, degree, omega, alpha, threads, key_pad, T,
+                               rows_per_batch, causal);
     if (status) return status;
     const int width = 2 * (degree + 1);
     for (int i = 0; i < n_angles; i++) {

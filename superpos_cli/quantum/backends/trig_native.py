@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from superpos_cli import native
+from superpos_cli.quantum.score_mask import ScoreMask
 
 _SOURCE = Path(__file__).with_name("trig_kernels.c")
 MAX_DEGREE = 64  # trig_kernels.c's MAX_DEGREE
@@ -40,13 +41,14 @@ class TrigKernels:
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
         self._forward = library.trig_forward
         self._forward.restype = i32
-        self._forward.argtypes = [p, p, i64, p, i32, real, real, i32]
+        mask = [p, i64, i64, i32]  # struct mask of trig_kernels.c: key_pad, T, rows_per_batch, causal
+        self._forward.argtypes = [p, p, i64, p, i32, real, real, i32, *mask, real]
         self._backward = library.trig_backward
         self._backward.restype = i32
-        self._backward.argtypes = [p, p, p, p, i64, p, i32, real, real, i32]
+        self._backward.argtypes = [p, p, p, p, i64, p, i32, real, real, i32, *mask]
         self._backward_angles = library.trig_backward_angles
         self._backward_angles.restype = i32
-        self._backward_angles.argtypes = [p, p, p, p, i64, p, i32, real, real, i32, p, i32, p]
+        self._backward_angles.argtypes = [p, p, p, p, i64, p, i32, real, real, i32, p, i32, p, *mask]
         self.dtype = dtype
         self.numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
 
@@ -55,13 +57,15 @@ class TrigKernels:
         return max(1, min(torch.get_num_threads(), n // _MIN_PER_THREAD))
 
     def forward(self, x: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float,
-                threads: int | None = None) -> torch.Tensor:
+                threads: int | None = None, mask: ScoreMask | None = None) -> torch.Tensor:
         """y = alpha x + sum_k coef[0, k] cos(k omega x) + coef[1, k] sin(k omega x), x's shape; x
         contiguous (any shape, read flat); coef (2, F+1) contiguous in x's dtype. The same bits on
-        any number of ``threads``."""
+        any number of ``threads``. With ``mask`` (x then (B, H, T, T) scores) the masked
+        positions get its fill, as ``mask.apply`` after the call would give."""
         y = torch.empty_like(x)
         status = self._forward(x.data_ptr(), y.data_ptr(), x.numel(), coef.data_ptr(), coef.shape[1] - 1,
-                               omega, alpha, threads or self._threads(x.numel()))  # ctypes releases the GIL
+                               omega, alpha, threads or self._threads(x.numel()), *_mask_args(mask),
+                               0.0 if mask is None else mask.fill)  # ctypes releases the GIL
         _check(status)
         return y
 
@@ -72,24 +76,36 @@ class TrigKernels:
         moments = torch.empty(2, coef.shape[1], dtype=torch.float64)
         status = self._backward(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), moments.data_ptr(), x.numel(),
                                 coef.data_ptr(), coef.shape[1] - 1, omega, alpha,
-                                threads or self._threads(x.numel()))
+                                threads or self._threads(x.numel()), *_NO_MASK)
         _check(status)
         return grad_x, moments
 
 
     def backward_angles(self, x: torch.Tensor, grad: torch.Tensor, coef: torch.Tensor, omega: float, alpha: float,
-                        jacobian, angles_shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+                        jacobian, angles_shape: tuple, mask: ScoreMask | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(grad * dy/dx, the angles' gradient jacobian @ moments, shaped ``angles_shape``) in one
-        call; ``jacobian`` a contiguous numpy array (n_angles, 2(F+1)) of x's precision."""
+        call; ``jacobian`` a contiguous numpy array (n_angles, 2(F+1)) of x's precision. With the
+        forward's ``mask``, ``grad`` counts as 0 where it masks (the backward of its fill)."""
         grad_x = torch.empty_like(x)
         moments = torch.empty(2, coef.shape[1], dtype=torch.float64)
         angles = torch.empty(angles_shape, dtype=x.dtype)
         status = self._backward_angles(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), moments.data_ptr(),
                                        x.numel(), coef.data_ptr(), coef.shape[1] - 1, omega, alpha,
                                        self._threads(x.numel()), jacobian.__array_interface__["data"][0],
-                                       jacobian.shape[0], angles.data_ptr())
+                                       jacobian.shape[0], angles.data_ptr(), *_mask_args(mask))
         _check(status)
         return grad_x, angles
+
+
+_NO_MASK = (None, 0, 0, 0)
+
+
+def _mask_args(mask: ScoreMask | None) -> tuple:
+    """trig_kernels.c's struct mask: (key_pad bytes or NULL, T, rows per batch row = H T, causal)."""
+    if mask is None:
+        return _NO_MASK
+    pad = mask.key_padding  # bool, contiguous: one byte per key, 0 or 1
+    return (None if pad is None else pad.data_ptr(), mask.T, mask.heads * mask.T, int(mask.causal))
 
 
 def _check(status: int) -> None:
